@@ -1,0 +1,107 @@
+"""Command line: ``skymodelling <command> ...``.
+
+Each subcommand lives in its own small function; :func:`main` takes ``argv``
+so tests call it directly.  Errors from the package are printed on one line
+(``skymodelling: error: ...``) with a non-zero exit code, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from . import __version__
+from .errors import SkyModellingError
+
+log = logging.getLogger("skymodelling")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _cmd_simulate(args) -> int:
+    from .simulate.tree import simulate_tree
+
+    summary = simulate_tree(
+        args.raw,
+        n_plates=args.plates,
+        n_exposures=args.exposures,
+        seed=args.seed,
+        noiseless=args.noiseless,
+    )
+    print(summary.describe())
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    from .io.inspect import describe_file, format_description
+
+    info = describe_file(args.path)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        print(format_description(info))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.dir, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="skymodelling",
+        description="Calibrated night-sky spectra from SDSS-III BOSS sky fibres.",
+    )
+    parser.add_argument("--version", action="version", version=f"skymodelling {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress in detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("demo", help="simulate a small BOSS tree and run the pipeline on it")
+    p.add_argument("dir", nargs="?", default="skymodelling-demo",
+                   help="working folder (default: ./skymodelling-demo)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("simulate", help="write a simulated BOSS reduction tree with its truth")
+    p.add_argument("raw", help="output folder (must be new or empty)")
+    p.add_argument("--plates", type=_positive_int, default=2, help="number of plates (default 2)")
+    p.add_argument("--exposures", type=_positive_int, default=3,
+                   help="science exposures per plate listed in the spPlate (default 3)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--noiseless", action="store_true",
+                   help="no photon or read noise (flux equals the truth exactly)")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("inspect", help="say what a BOSS file is and what it holds")
+    p.add_argument("path", help="spPlate, spFrame, spCFrame, spFluxcalib or platelist file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_inspect)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s" if not args.verbose else "%(asctime)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except SkyModellingError as exc:
+        print(f"skymodelling: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("skymodelling: interrupted", file=sys.stderr)
+        return 130

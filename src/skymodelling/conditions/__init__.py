@@ -1,0 +1,1 @@
+"""Observing conditions: site, ephemeris, zodiacal light, starlight, solar activity."""

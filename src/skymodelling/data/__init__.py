@@ -1,0 +1,1 @@
+"""Bundled data files (line lists, mask bits, tables), found with importlib.resources."""
