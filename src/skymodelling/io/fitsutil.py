@@ -10,6 +10,7 @@ with blank-stripped strings.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import logging
 import math
 import warnings
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 _READ_ERRORS = (OSError, EOFError, zlib.error, VerifyError, AstropyUserWarning)
 
 #: Native numpy type of each FITS BITPIX (unscaled data).
+#: zlib level of written .fits.gz files.
+GZIP_LEVEL = 6
+
 _BITPIX_DTYPE = {8: np.uint8, 16: np.int16, 32: np.int32, 64: np.int64, -32: np.float32,
                  -64: np.float64}
 
@@ -334,6 +338,16 @@ def write_hdus(path, hdus) -> Path:
     """
     path = Path(path)
     with atomic_path(path) as tmp:
-        fits.HDUList(hdus).writeto(tmp)
+        if path.name.endswith(".gz"):
+            # astropy would gzip at level 9 with the current time in the gzip
+            # header: slow on noisy images and not reproducible.  Level 6 is
+            # gzip's own default; mtime=0 makes equal content give equal bytes.
+            with open(tmp, "wb") as raw, gzip.GzipFile(
+                filename=path.name[:-3], mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL,
+                mtime=0,
+            ) as gz:
+                fits.HDUList(hdus).writeto(gz)
+        else:
+            fits.HDUList(hdus).writeto(tmp)
     log.debug("wrote %s", path)
     return path

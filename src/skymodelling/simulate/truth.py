@@ -99,3 +99,25 @@ def read_exposures(raw) -> Table:
     if not path.exists():
         raise BossFileError(path, "not a simulated tree (no truth/exposures.fits)")
     return Table.read(path, hdu="EXPOSURES")
+
+
+#: Units of the columns of ``truth/exposures.fits``.
+EXPOSURE_UNITS = {
+    "TAI_BEG": "s", "TAI_END": "s", "EXPTIME": "s", "SEEING50": "arcsec", "HELIO_RV": "km/s",
+    "SOLARFLUX": "1e-22 W / (m2 Hz)", "MOON_ALT": "deg", "MOON_SEP": "deg", "MOON_PHASE": "rad",
+    "SUN_ALT": "deg", "ECL_LAT": "deg", "ECL_LON_SUN": "deg", "GAL_LAT": "deg", "GAL_LON": "deg",
+    "HOUR": "h", "OBS_ZENITH": "deg", "OI5577": "R",
+}
+
+
+def exposures_hdu(table: Table) -> fits.HDUList:
+    """``truth/exposures.fits``: primary header with the run's metadata, HDU1 EXPOSURES."""
+    table = Table(table, copy=True)
+    for name, unit in EXPOSURE_UNITS.items():
+        if name in table.colnames:
+            table[name].unit = unit
+    primary = fits.PrimaryHDU(header=conditions_header(dict(table.meta)))
+    table.meta = {}
+    hdu = fits.table_to_hdu(table)
+    hdu.header["EXTNAME"] = "EXPOSURES"
+    return fits.HDUList([primary, hdu])
