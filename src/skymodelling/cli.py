@@ -33,6 +33,7 @@ def _cmd_simulate(args) -> int:
         n_exposures=args.exposures,
         seed=args.seed,
         noiseless=args.noiseless,
+        workers=args.workers,
     )
     print(summary.describe())
     return 0
@@ -79,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--noiseless", action="store_true",
                    help="no photon or read noise (flux equals the truth exactly)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="parallel processes (default: CPUs, at most 4; output does not depend on it)")
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("inspect", help="say what a BOSS file is and what it holds")

@@ -59,6 +59,7 @@ class SimulationSummary:
     n_exposures: int = 0
     n_listed: int = 0
     n_sky_fibers: int = 0
+    n_sky_spectra: int = 0
     n_files: int = 0
     seconds: float = 0.0
 
@@ -68,7 +69,8 @@ class SimulationSummary:
                 f"  plates (plate/MJD): {plates}\n"
                 f"  exposures: {self.n_exposures} ({self.n_listed} in spPlates, "
                 f"{self.n_exposures - self.n_listed} rejected), 4 cameras each\n"
-                f"  sky fibres: {self.n_sky_fibers} over all plates\n"
+                f"  sky fibres: {self.n_sky_fibers} on the plates, giving "
+                f"{self.n_sky_spectra} sky spectra (fibre x exposure x camera)\n"
                 f"  files: {self.n_files} (truth in {self.raw / 'truth'})\n"
                 f"  seed {self.seed}, {self.seconds:.1f} s")
 
@@ -141,7 +143,7 @@ def _sky_for(exp, geo_row) -> tuple:
 
 
 def simulate_tree(raw, n_plates: int = 2, n_exposures: int = 3, seed: int = 1,
-                  noiseless: bool = False) -> SimulationSummary:
+                  noiseless: bool = False, workers: int | None = None) -> SimulationSummary:
     """Simulate ``n_plates`` plates of ``n_exposures`` coadded exposures into ``raw``.
 
     Parameters
@@ -156,6 +158,9 @@ def simulate_tree(raw, n_plates: int = 2, n_exposures: int = 3, seed: int = 1,
     noiseless : bool
         Without photon/read noise and unflagged cosmic rays, so unmasked
         extracted flux equals the truth.
+    workers : int, optional
+        Processes simulating exposures in parallel (default: the number of
+        CPUs, at most 4). The output does not depend on it.
 
     Returns
     -------
@@ -168,7 +173,9 @@ def simulate_tree(raw, n_plates: int = 2, n_exposures: int = 3, seed: int = 1,
     t0 = _time.perf_counter()
     staging = Path(tempfile.mkdtemp(prefix=f".{raw.name}.partial-", dir=raw.parent))
     try:
-        summary = _write_tree(staging, n_plates, n_exposures, seed, noiseless)
+        if workers is None:
+            workers = min(os.cpu_count() or 1, 4)
+        summary = _write_tree(staging, n_plates, n_exposures, seed, noiseless, workers)
         if raw.exists():
             raw.rmdir()
         os.replace(staging, raw)
@@ -180,79 +187,144 @@ def simulate_tree(raw, n_plates: int = 2, n_exposures: int = 3, seed: int = 1,
     return summary
 
 
-def _write_tree(root: Path, n_plates: int, n_exposures: int, seed: int,
-                noiseless: bool) -> SimulationSummary:
-    rng = np.random.default_rng(seed)
-    visits = plan_observations(n_plates, n_exposures, rng)
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    """An independent random stream for one part of the simulation.
+
+    Streams are keyed by (seed, part, plate index, exposure index), so the
+    tree is the same whatever the number of worker processes.
+    """
+    return np.random.default_rng(np.random.SeedSequence([seed, *key]))
+
+
+@dataclass
+class _PlateSetup:
+    """What all exposures of a plate share (picklable, sent to workers)."""
+
+    visit: PlateVisit
+    design: object
+    base_ts: dict
+    disp_ts: dict
+    seeing_available: bool
+    redden: np.ndarray
+
+
+@dataclass
+class _ExposureResult:
+    conditions: dict
+    frame_headers: list
+    sky_accum: list
+    n_files: int
+    n_sky_spectra: int
+
+
+def _write_tree(root: Path, n_plates: int, n_exposures: int, seed: int, noiseless: bool,
+                workers: int = 1) -> SimulationSummary:
+    visits = plan_observations(n_plates, n_exposures, _rng(seed, 0))
     geo = _exposure_geometry(visits)
     summary = SimulationSummary(raw=root, seed=seed)
+    setups, tasks = [], []
+    k = 0
+    for p, visit in enumerate(visits):
+        rng = _rng(seed, 1, p)
+        design = design_plate(visit.plate, visit.ra, visit.dec, rng)
+        setup = _PlateSetup(
+            visit=visit, design=design,
+            base_ts={cam: instrument.wavelength_traceset(cam, rng) for cam in paths.CAMERAS},
+            disp_ts={cam: instrument.dispersion_traceset(cam, rng) for cam in paths.CAMERAS},
+            seeing_available=not (visit.mjd <= 55247 and rng.uniform() < 0.5),
+            redden=np.array([0.49, 0.36, 0.26, 0.20, 0.14]) * rng.uniform(0.3, 2.0))
+        setups.append(setup)
+        for e, exp in enumerate(visit.exposures):
+            tasks.append((root, setup, exp, dict(zip(geo.colnames, geo[k].as_void())),
+                          seed, p, e, noiseless))
+            k += 1
+    results = _map(_simulate_exposure, tasks, workers)
     exposure_rows = []
     platelist_rows = []
-    k = 0
-    for visit in visits:
-        design = design_plate(visit.plate, visit.ra, visit.dec, rng)
+    i = 0
+    for setup in setups:
+        visit = setup.visit
+        frame_headers, sky_accum = [], []
+        for _ in visit.exposures:
+            res = results[i]
+            i += 1
+            exposure_rows.append(res.conditions)
+            frame_headers += res.frame_headers
+            sky_accum += res.sky_accum
+            summary.n_files += res.n_files
+            summary.n_sky_spectra += res.n_sky_spectra
+        frame_headers.sort(key=lambda h: (headers.CARD_ORDER_CAMERAS.index(h["CAMERAS"].strip()),
+                                          h["EXPOSURE"]))
         folder = paths.plate_dir(root, headers.RUN2D, visit.plate)
-        folder.mkdir(parents=True, exist_ok=True)
-        base_ts = {cam: instrument.wavelength_traceset(cam, rng) for cam in paths.CAMERAS}
-        disp_ts = {cam: instrument.dispersion_traceset(cam, rng) for cam in paths.CAMERAS}
-        seeing_available = not (visit.mjd <= 55247 and rng.uniform() < 0.5)
-        redden = np.array([0.49, 0.36, 0.26, 0.20, 0.14]) * rng.uniform(0.3, 2.0)
-        frame_headers = []
-        sky_accum = []
-        for exp in visit.exposures:
-            g = geo[k]
-            k += 1
-            cond, comps = _sky_for(exp, g)
-            exp_cards = headers.exposure_header(
-                visit, exp, ra=visit.ra, dec=visit.dec, alt=float(g["ALT_BEG"]),
-                az=float(g["AZ_BEG"]), airmass=float(g["AIRMASS"]),
-                helio_rv=float(g["HELIO_RV"]),
-                weather_cards=headers.weather(exp.mjd, int(g["MONTH"]), rng),
-                seeing_available=seeing_available, redden=redden)
-            conditions = _conditions_record(exp, g, cond, comps)
-            exposure_rows.append(conditions)
-            line_wave = np.asarray(comps.lines["WAVE"], dtype=float)
-            line_flux = np.asarray(comps.lines["FLUX"], dtype=float)
-            sky_cont = comps.continuum()
-            _write_sky_truth(root, visit, exp, comps, conditions)
-            for cam in paths.CAMERAS:
-                d = instrument.design(cam)
-                flexure = rng.normal(0.0, 0.15) * (np.log10(d.wave_last / d.wave_first) / d.npix)
-                topo_ts = cammod.shifted_traceset(base_ts[cam], flexure)
-                frames = cammod.render_camera(
-                    cam, design, topo_ts, disp_ts[cam], sky_wave=MODEL_WAVE, sky_cont=sky_cont,
-                    line_wave=line_wave, line_flux=line_flux, helio_rv=float(g["HELIO_RV"]),
-                    exptime=exp.exptime, airmass=float(g["AIRMASS"]), seeing=exp.seeing50,
-                    rng=rng, noiseless=noiseless)
-                hdr = dict(exp_cards, **headers.camera_cards(cam, exp), **frames.header_extra)
-                summary.n_files += _write_camera(folder, cam, exp, design, frames, hdr)
-                write_hdus(truth.camera_truth_path(root, visit.plate, exp.expid, cam),
-                           truth.camera_truth_hdus(
-                               frames.truth_rows + 1 + paths.fiberid_offset(cam),
-                               10.0 ** frames.loglam[frames.truth_rows], frames.truth_sky,
-                               frames.truth_cont, frames.truth_lines, conditions))
-                if exp.listed:
-                    frame_headers.append(hdr)
-                    sky_accum.append((frames.loglam[frames.truth_rows[0]],
-                                      frames.truth_sky[0]))
-                summary.n_sky_fibers += len(frames.truth_rows)
-        _write_spplate(folder, visit, design, frame_headers, sky_accum)
+        _write_spplate(folder, visit, setup.design, frame_headers, sky_accum)
         summary.n_files += 1
-        platelist_rows.append(_platelist_row(visit, design, frame_headers))
+        platelist_rows.append(_platelist_row(visit, setup.design, frame_headers))
         summary.plates.append(visit.plate)
         summary.mjds.append(visit.mjd)
         summary.n_exposures += len(visit.exposures)
         summary.n_listed += len(visit.listed)
-    summary.n_sky_fibers //= 1
-    write_platelist(root / "platelist.fits", _platelist(platelist_rows, rng))
+        summary.n_sky_fibers += int(np.sum(setup.design.plugmap["OBJTYPE"] == "SKY"))
+    write_platelist(root / "platelist.fits", _platelist(platelist_rows, _rng(seed, 3)))
     exposures = Table(rows=exposure_rows)
     exposures.meta["SIMSEED"] = seed
     exposures.meta["SMVERS"] = __version__
     exposures.meta["NOISELSS"] = noiseless
-    with_units = truth.exposures_hdu(exposures)
-    write_hdus(truth.truth_dir(root) / "exposures.fits", with_units)
+    write_hdus(truth.truth_dir(root) / "exposures.fits", truth.exposures_hdu(exposures))
     summary.n_files += 2
     return summary
+
+
+def _map(func, tasks, workers: int):
+    """``map`` in this process or in a pool of ``workers`` processes, in order."""
+    if workers <= 1 or len(tasks) <= 1:
+        return [func(t) for t in tasks]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+        return list(pool.map(func, tasks))
+
+
+def _simulate_exposure(task) -> _ExposureResult:
+    """Write the four cameras of one exposure and its truth (runs in a worker)."""
+    root, setup, exp, g, seed, p, e, noiseless = task
+    visit, design = setup.visit, setup.design
+    rng = _rng(seed, 2, p, e)
+    folder = paths.plate_dir(root, headers.RUN2D, visit.plate)
+    folder.mkdir(parents=True, exist_ok=True)
+    cond, comps = _sky_for(exp, g)
+    exp_cards = headers.exposure_header(
+        visit, exp, ra=visit.ra, dec=visit.dec, alt=float(g["ALT_BEG"]), az=float(g["AZ_BEG"]),
+        airmass=float(g["AIRMASS"]), helio_rv=float(g["HELIO_RV"]),
+        weather_cards=headers.weather(exp.mjd, int(g["MONTH"]), rng),
+        seeing_available=setup.seeing_available, redden=setup.redden)
+    conditions = _conditions_record(exp, g, cond, comps)
+    _write_sky_truth(root, visit, exp, comps, conditions)
+    line_wave = np.asarray(comps.lines["WAVE"], dtype=float)
+    line_flux = np.asarray(comps.lines["FLUX"], dtype=float)
+    sky_cont = comps.continuum()
+    result = _ExposureResult(conditions, [], [], 0, 0)
+    for cam in paths.CAMERAS:
+        d = instrument.design(cam)
+        flexure = rng.normal(0.0, 0.15) * (np.log10(d.wave_last / d.wave_first) / d.npix)
+        topo_ts = cammod.shifted_traceset(setup.base_ts[cam], flexure)
+        frames = cammod.render_camera(
+            cam, design, topo_ts, setup.disp_ts[cam], sky_wave=MODEL_WAVE, sky_cont=sky_cont,
+            line_wave=line_wave, line_flux=line_flux, helio_rv=float(g["HELIO_RV"]),
+            exptime=exp.exptime, airmass=float(g["AIRMASS"]), seeing=exp.seeing50, rng=rng,
+            noiseless=noiseless)
+        hdr = dict(exp_cards, **headers.camera_cards(cam, exp), **frames.header_extra)
+        result.n_files += _write_camera(folder, cam, exp, design, frames, hdr)
+        rows = frames.truth_rows
+        write_hdus(truth.camera_truth_path(root, visit.plate, exp.expid, cam),
+                   truth.camera_truth_hdus(rows + 1 + paths.fiberid_offset(cam),
+                                           10.0 ** frames.loglam[rows], frames.truth_sky,
+                                           frames.truth_cont, frames.truth_lines, conditions))
+        result.n_files += 1
+        result.n_sky_spectra += len(rows)
+        if exp.listed:
+            result.frame_headers.append(hdr)
+            result.sky_accum.append((frames.loglam[rows[0]], frames.truth_sky[0]))
+    return result
 
 
 def _conditions_record(exp, g, cond, comps) -> dict:

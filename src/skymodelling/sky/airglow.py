@@ -368,11 +368,13 @@ def airglow_continuum(wave) -> np.ndarray:
     sect. 4.2), rising into the near infrared where unresolved OH lines dominate
     (Hanuschik 2003, A&A 407, 1157; Noll et al. 2012, A&A 543, A92). Modelled
     as a smooth log-normal NO2 hump plus a ramp for the unresolved OH/O2:
-    ``0.12 + 0.45 exp(-0.5 (ln(lambda/5800)/0.22)^2) + 1.0 max(0, (lambda-6000)/3000)``
-    ``+ 0.6 exp(-(lambda-3500)/500)`` for the O2 Herzberg I/Chamberlain bands
+    ``0.15 + 0.45 exp(-0.5 (ln(lambda/5800)/0.22)^2) + 1.0 max(0, (lambda-6000)/3000)``
+    ``+ 2.4 exp(-(lambda-3500)/400)`` for the O2 Herzberg I/Chamberlain bands
     that dominate the airglow below 4000 A (Slanger & Copeland 2003, Chem. Rev.
     103, 4731; Cosby et al. 2006, JGR 111, A12307)
-    in R/A; an approximation good to a factor ~1.5.
+    in R/A; an approximation good to a factor ~1.5. The Herzberg amplitude and the
+    constant term are set so that the modelled dark sky at APO has SDSS u ~ 21.9
+    and g ~ 22.2 mag/arcsec2 (SDSS imaging: u ~ 22.0, g ~ 21.9-22.2).
 
     Parameters
     ----------
@@ -387,5 +389,5 @@ def airglow_continuum(wave) -> np.ndarray:
     wave = np.asarray(wave, dtype=float)
     no2 = 0.45 * np.exp(-0.5 * (np.log(wave / 5800.0) / 0.22) ** 2)
     red = 1.0 * np.maximum(0.0, (wave - 6000.0) / 3000.0)
-    herzberg = 0.6 * np.exp(-(wave - 3500.0) / 500.0)
-    return 0.12 + no2 + red + herzberg
+    herzberg = 2.4 * np.exp(-(wave - 3500.0) / 400.0)
+    return 0.15 + no2 + red + herzberg
