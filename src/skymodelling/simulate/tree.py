@@ -76,19 +76,24 @@ class SimulationSummary:
 
 
 def _check_target(raw: Path) -> None:
+    """Refuse a non-empty or unwritable target before any work is done."""
     if raw.exists():
         if not raw.is_dir():
             raise SkyModellingError(f"{raw}: exists and is not a directory")
         if any(raw.iterdir()):
             raise SkyModellingError(f"{raw}: directory is not empty; choose a new folder")
-    parent = raw.parent if raw.parent != Path("") else Path(".")
-    if parent.exists() and not os.access(parent, os.W_OK):
-        raise SkyModellingError(f"{parent}: directory is not writable")
-    if not parent.exists():
-        try:
-            parent.mkdir(parents=True)
-        except OSError as exc:
-            raise SkyModellingError(f"{parent}: cannot create ({exc.strerror})") from exc
+    parent = raw.absolute().parent
+    for ancestor in (parent, *parent.parents):
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise SkyModellingError(f"{ancestor}: is a file, not a directory")
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                raise SkyModellingError(f"{ancestor}: directory is not writable")
+            break
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SkyModellingError(f"{parent}: cannot create ({exc.strerror})") from exc
 
 
 def _exposure_geometry(visits: list[PlateVisit]) -> Table:
@@ -171,7 +176,10 @@ def simulate_tree(raw, n_plates: int = 2, n_exposures: int = 3, seed: int = 1,
     raw = Path(raw)
     _check_target(raw)
     t0 = _time.perf_counter()
-    staging = Path(tempfile.mkdtemp(prefix=f".{raw.name}.partial-", dir=raw.parent))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{raw.name}.partial-", dir=raw.parent))
+    except OSError as exc:
+        raise SkyModellingError(f"{raw.parent}: cannot write ({exc.strerror})") from exc
     try:
         if workers is None:
             workers = min(os.cpu_count() or 1, 4)

@@ -1,0 +1,37 @@
+"""Shared fixtures: simulated BOSS trees, made once per test session."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(scope="session")
+def sim_tree(tmp_path_factory) -> Path:
+    """The tree of the foundation issue: ``simulate RAW --plates 2 --exposures 3 --seed 1``."""
+    from skymodelling.simulate.tree import simulate_tree
+
+    raw = tmp_path_factory.mktemp("sim") / "raw"
+    simulate_tree(raw, n_plates=2, n_exposures=3, seed=1)
+    return raw
+
+
+@pytest.fixture(scope="session")
+def noiseless_tree(tmp_path_factory) -> Path:
+    """A one-plate, one-exposure noiseless tree (plus its rejected exposure)."""
+    from skymodelling.simulate.tree import simulate_tree
+
+    raw = tmp_path_factory.mktemp("noiseless") / "raw"
+    simulate_tree(raw, n_plates=1, n_exposures=1, seed=7, noiseless=True)
+    return raw
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """``../shared/reference`` of the development workspace; tests skip without it."""
+    ref = SHARED / "reference"
+    if not ref.is_dir():
+        pytest.skip("shared/reference is not available on this machine")
+    return ref
