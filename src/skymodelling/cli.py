@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noiseless", action="store_true",
                    help="no photon or read noise (flux equals the truth exactly)")
     p.add_argument("--workers", type=_positive_int, default=None,
-                   help="parallel processes (default: CPUs, at most 4; output does not depend on it)")
+                   help="parallel processes (default: CPUs, at most 4; the output does not "
+                        "depend on it)")
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("inspect", help="say what a BOSS file is and what it holds")

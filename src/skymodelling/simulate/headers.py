@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .observations import FIRST_WEATHER_MJD, LAST_NO_SEEING_MJD, Exposure, PlateVisit
+from .observations import FIRST_WEATHER_MJD, Exposure, PlateVisit
 
 RUN2D = "v5_7_0"
 CARD_ORDER_CAMERAS = ("b1", "b2", "r1", "r2")

@@ -254,7 +254,8 @@ def render_lines(x_lines, flux_lines, sigma_lines, npix: int, wing_fraction: flo
     centre = np.floor(x_lines + 0.5).astype(np.int64)
     pix = centre[..., None] + k  # (nrow, nline, nk)
     s = sigma[..., None] * np.sqrt(2.0)
-    frac = 0.5 * (erf((pix + 0.5 - x_lines[..., None]) / s) - erf((pix - 0.5 - x_lines[..., None]) / s))
+    dx = pix - x_lines[..., None]
+    frac = 0.5 * (erf((dx + 0.5) / s) - erf((dx - 0.5) / s))
     vals = (1.0 - wing_fraction) * flux[..., None] * frac
     ok = (pix >= 0) & (pix < npix)
     flat = (np.arange(nrow)[:, None, None] * npix + pix)[ok]

@@ -29,14 +29,14 @@ from .. import __version__
 from ..conditions.solar import solar_flux
 from ..errors import SkyModellingError
 from ..io import paths
+from ..io.fitsutil import write_hdus
 from ..io.frames import write_spcframe, write_spframe
 from ..io.platelist import write_platelist
 from ..io.spfluxcalib import write_spfluxcalib
 from ..io.spplate import write_spplate
-from ..io.fitsutil import write_hdus
 from . import camera as cammod
 from . import headers, instrument, truth
-from .observations import PlateVisit, plan_observations
+from .observations import LAST_NO_SEEING_MJD, PlateVisit, plan_observations
 from .targets import design_plate, object_flux
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class SimulationSummary:
     seconds: float = 0.0
 
     def describe(self) -> str:
-        plates = ", ".join(f"{p}/{m}" for p, m in zip(self.plates, self.mjds))
+        plates = ", ".join(f"{p}/{m}" for p, m in zip(self.plates, self.mjds, strict=True))
         return (f"simulated BOSS tree in {self.raw}\n"
                 f"  plates (plate/MJD): {plates}\n"
                 f"  exposures: {self.n_exposures} ({self.n_listed} in spPlates, "
@@ -239,11 +239,11 @@ def _write_tree(root: Path, n_plates: int, n_exposures: int, seed: int, noiseles
             visit=visit, design=design,
             base_ts={cam: instrument.wavelength_traceset(cam, rng) for cam in paths.CAMERAS},
             disp_ts={cam: instrument.dispersion_traceset(cam, rng) for cam in paths.CAMERAS},
-            seeing_available=not (visit.mjd <= 55247 and rng.uniform() < 0.5),
+            seeing_available=not (visit.mjd <= LAST_NO_SEEING_MJD and rng.uniform() < 0.5),
             redden=np.array([0.49, 0.36, 0.26, 0.20, 0.14]) * rng.uniform(0.3, 2.0))
         setups.append(setup)
         for e, exp in enumerate(visit.exposures):
-            tasks.append((root, setup, exp, dict(zip(geo.colnames, geo[k].as_void())),
+            tasks.append((root, setup, exp, _row_dict(geo, k),
                           seed, p, e, noiseless))
             k += 1
     results = _map(_simulate_exposure, tasks, workers)
@@ -280,6 +280,11 @@ def _write_tree(root: Path, n_plates: int, n_exposures: int, seed: int, noiseles
     write_hdus(truth.truth_dir(root) / "exposures.fits", truth.exposures_hdu(exposures))
     summary.n_files += 2
     return summary
+
+
+def _row_dict(table: Table, k: int) -> dict:
+    """Row ``k`` of ``table`` as a plain dict (picklable)."""
+    return {name: table[name][k] for name in table.colnames}
 
 
 def _map(func, tasks, workers: int):
