@@ -148,8 +148,9 @@ def render_camera(camera: str, design: PlateDesign, topo_traceset: TraceSet,
     sky_cal = cont + lines
 
     # ---- calibration and electrons
-    c_inst = instrument.calibration_vector(camera, wave, exptime)
-    calib = c_inst * aperture_factor(seeing) * transmission(wave, airmass)
+    # the instrument and the atmosphere act on the light's topocentric wavelength
+    c_inst = instrument.calibration_vector(camera, wave_topo, exptime)
+    calib = c_inst * aperture_factor(seeing) * transmission(wave_topo, airmass)
     sky_e = sky_cal * c_inst / r_factor
     fiberid = rows_design + 1
     unplugged = np.isin(fiberid, design.unplugged)

@@ -1,0 +1,31 @@
+"""Keep benchmarks/RESULTS.md: each benchmark rewrites its own section."""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+HEADER = ("# Benchmark results\n\nThe latest figures measured by the scripts in this folder; each "
+          "script rewrites its own section.\nMachines are noisy: compare ratios measured in one "
+          "run, not figures across sections.\n")
+
+
+def machine() -> str:
+    return (f"{platform.python_implementation()} {platform.python_version()}, "
+            f"{os.cpu_count()} CPUs, {platform.machine()}")
+
+
+def update_section(name: str, body: str) -> None:
+    """Replace (or append) the section ``## name`` of RESULTS.md with ``body``."""
+    text = RESULTS.read_text() if RESULTS.exists() else HEADER
+    stamp = datetime.date.today().isoformat()
+    section = f"## {name}\n\n_Measured {stamp} on {machine()}._\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text)
+    else:
+        text = text.rstrip() + "\n\n" + section
+    RESULTS.write_text(text.rstrip() + "\n")
