@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import logging
 import math
 import warnings
@@ -47,10 +48,10 @@ log = logging.getLogger(__name__)
 #: Errors that mean "this file cannot be read": re-raised as BossFileError.
 _READ_ERRORS = (OSError, EOFError, zlib.error, VerifyError, AstropyUserWarning)
 
-#: Native numpy type of each FITS BITPIX (unscaled data).
 #: zlib level of written .fits.gz files.
 GZIP_LEVEL = 6
 
+#: Native numpy type of each FITS BITPIX (unscaled data).
 _BITPIX_DTYPE = {8: np.uint8, 16: np.int16, 32: np.int32, 64: np.int64, -32: np.float32,
                  -64: np.float64}
 
@@ -59,6 +60,24 @@ _STRUCTURAL = (
     "SIMPLE", "XTENSION", "BITPIX", "NAXIS", "EXTEND", "PCOUNT", "GCOUNT",
     "BSCALE", "BZERO", "EXTNAME", "TFIELDS", "CHECKSUM", "DATASUM",
 )
+
+
+def _decompressed(path: Path):
+    """A gzip-compressed file decompressed into memory (None if not gzip).
+
+    One C-level decompression of the whole file is about four times faster
+    than astropy's streaming gzip reader, and random access to any HDU is then
+    free; BOSS frames are 30-60 MB uncompressed, so memory is no concern.
+    """
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            return None
+        fh.seek(0)
+        data = fh.read()
+    try:
+        return io.BytesIO(gzip.decompress(data))
+    except (OSError, EOFError, zlib.error) as exc:
+        raise BossFileError(path, f"corrupt or truncated gzip file ({_why(exc)})") from exc
 
 
 @contextlib.contextmanager
@@ -93,7 +112,9 @@ def open_fits(path, *, memmap: bool | None = None) -> Iterator[fits.HDUList]:
         # astropy only *warns* about a truncated uncompressed file; make it an error.
         warnings.filterwarnings("error", message=".*truncated.*", category=AstropyUserWarning)
         try:
-            hdul = fits.open(path, memmap=memmap, lazy_load_hdus=True)
+            source = _decompressed(path)
+            hdul = fits.open(source if source is not None else path, memmap=memmap,
+                             lazy_load_hdus=True)
         except _READ_ERRORS as exc:
             raise BossFileError(path, f"not a readable FITS file ({_why(exc)})") from exc
         try:

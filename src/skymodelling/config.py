@@ -1,0 +1,138 @@
+"""Configuration of the pipeline stages: typed, validated, recorded in every output.
+
+Defaults reproduce the original SkyModelling analysis where it was right and
+fix it where the data-model notes show it was not (see docs/extract.md).
+A user file (JSON) can override any field; command-line flags override both.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import SkyModellingError
+
+#: Pixels flagged with any of these SPPIXMASK bits are masked (never BRIGHTSKY:
+#: it fires on every sky line).
+DEFAULT_MASK_BITS = ("NOPLUG", "BADTRACE", "BADFLAT", "BADSKYFIBER", "NOSKY", "FULLREJECT",
+                     "COMBINEREJ")
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Settings of ``skymodelling extract``.
+
+    Attributes
+    ----------
+    calibration : {"fixed", "exposure"}
+        ``fixed``: one reference calibration per camera from a good-seeing
+        exposure, interpolated in wavelength and rescaled by exposure time
+        (the original's choice: per-exposure calibrations fold in point-source
+        fibre losses that do not apply to the diffuse sky). ``exposure``: each
+        exposure's own spFluxcalib.
+    reference_plate, reference_expid : int
+        The reference exposure (default: plate 3985, exposure 114439, as the
+        original's util/make_calib_file.py).
+    diffuse_correction : float
+        Factor f for the light a diffuse source loses compared with the
+        good-seeing reference (original: 1.027356). Applied with ``fixed``.
+    remove_reference_extinction : bool
+        Divide the reference calibration by the atmospheric transmission at the
+        reference exposure's airmass, so that fluxes are the sky as it reaches
+        the telescope rather than scaled by the reference's extinction.
+    mask_bits : tuple of str
+        SPPIXMASK bits that mask a pixel.
+    blue_range, red_range : tuple of float
+        Kept vacuum wavelength range in A (pixels outside are flagged).
+    """
+
+    calibration: str = "fixed"
+    reference_plate: int = 3985
+    reference_expid: int = 114439
+    diffuse_correction: float = 1.027356
+    remove_reference_extinction: bool = True
+    mask_bits: tuple[str, ...] = DEFAULT_MASK_BITS
+    blue_range: tuple[float, float] = (3650.0, 6350.0)
+    red_range: tuple[float, float] = (5650.0, 10400.0)
+
+    def __post_init__(self):
+        from .io import sppixmask
+
+        if self.calibration not in ("fixed", "exposure"):
+            raise SkyModellingError(
+                f"calibration must be 'fixed' or 'exposure', not {self.calibration!r}")
+        if not self.diffuse_correction > 0:
+            raise SkyModellingError("diffuse_correction must be positive")
+        if "BRIGHTSKY" in self.mask_bits:
+            raise SkyModellingError("BRIGHTSKY fires on every sky line: do not mask it")
+        try:
+            sppixmask.bitmask(self.mask_bits)
+        except ValueError as exc:
+            raise SkyModellingError(f"mask_bits: {exc}") from exc
+        for name in ("blue_range", "red_range"):
+            lo, hi = getattr(self, name)
+            if not 3000 < lo < hi < 11000:
+                raise SkyModellingError(f"{name} must be increasing within 3000-11000 A")
+        object.__setattr__(self, "mask_bits", tuple(self.mask_bits))
+        object.__setattr__(self, "blue_range", tuple(float(v) for v in self.blue_range))
+        object.__setattr__(self, "red_range", tuple(float(v) for v in self.red_range))
+
+    def wave_range(self, camera: str) -> tuple[float, float]:
+        """The kept wavelength range of ``camera``."""
+        return self.blue_range if camera[0] == "b" else self.red_range
+
+
+@dataclass(frozen=True)
+class Config:
+    """All stage settings."""
+
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def digest(self, stage: str) -> str:
+        """Short hash of one stage's settings (outputs made with others are redone)."""
+        text = json.dumps(dataclasses.asdict(getattr(self, stage)), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def replace(self, stage: str, **changes) -> Config:
+        """A copy with some fields of one stage changed (None values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return self
+        return dataclasses.replace(self, **{stage: dataclasses.replace(getattr(self, stage),
+                                                                       **changes)})
+
+
+def load_config(path=None) -> Config:
+    """The default configuration, updated from a JSON file if given.
+
+    The file holds ``{"extract": {"calibration": "exposure", ...}}``; unknown
+    stages or fields are errors naming the file.
+    """
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SkyModellingError(f"{path}: cannot read configuration ({exc})") from exc
+    stages = {f.name: f.type for f in dataclasses.fields(Config)}
+    kwargs = {}
+    for stage, values in data.items():
+        if stage not in stages:
+            raise SkyModellingError(f"{path}: unknown stage {stage!r}")
+        cls = {"extract": ExtractConfig}[stage]
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise SkyModellingError(f"{path}: unknown {stage} setting(s) {sorted(unknown)}")
+        kwargs[stage] = cls(**{k: tuple(v) if isinstance(v, list) else v
+                               for k, v in values.items()})
+    return Config(**kwargs)

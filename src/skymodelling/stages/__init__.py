@@ -1,0 +1,1 @@
+"""Pipeline stages: each a pure computation plus a thin, resumable runner."""

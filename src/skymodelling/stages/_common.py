@@ -1,0 +1,145 @@
+"""What every stage runner shares: completion markers, failure records, provenance, mapping.
+
+An output is complete when its marker (``<output>.done``, JSON, written after
+the output was renamed into place) exists, names the output's size and was
+made with the same stage settings; anything else is redone.  Failures are
+one CSV per task under ``OUT/failures/`` (plate, exposure, camera, file,
+reason), replaced on every rerun of the task.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from astropy.io import fits
+from astropy.table import Table
+
+from .. import __version__
+from .._atomic import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+FAILURE_FIELDS = ("STAGE", "PLATE", "MJD", "EXPID", "CAMERA", "FILE", "REASON")
+
+
+@dataclass
+class FailureLog:
+    """Problems met by one task; each is one row of ``OUT/failures``."""
+
+    stage: str
+    plate: int = -1
+    mjd: int = -1
+    rows: list = field(default_factory=list)
+
+    def add(self, reason: str, *, expid: int = -1, camera: str = "", file="") -> None:
+        self.rows.append({"STAGE": self.stage, "PLATE": self.plate, "MJD": self.mjd,
+                          "EXPID": expid, "CAMERA": camera, "FILE": str(file),
+                          "REASON": " ".join(str(reason).split())})
+        log.warning("%s %s-%s %s %s: %s", self.stage, self.plate, self.mjd,
+                    camera or "", expid if expid >= 0 else "", reason)
+
+    def path(self, out) -> Path:
+        return Path(out) / "failures" / f"{self.stage}-{self.plate:04d}-{self.mjd:05d}.csv"
+
+    def write(self, out) -> None:
+        """Write the task's failures (or remove a stale file when there are none)."""
+        path = self.path(out)
+        if not self.rows:
+            path.unlink(missing_ok=True)
+            return
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=FAILURE_FIELDS)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text_atomic(path, buf.getvalue())
+
+
+def read_failures(out, stage: str | None = None) -> Table:
+    """All recorded failures of ``OUT`` (optionally of one stage) as a Table."""
+    rows = []
+    folder = Path(out) / "failures"
+    pattern = f"{stage}-*.csv" if stage else "*.csv"
+    for path in sorted(folder.glob(pattern)):
+        with open(path, newline="") as fh:
+            rows.extend(csv.DictReader(fh))
+    table = Table(rows=rows, names=FAILURE_FIELDS) if rows else Table(
+        names=FAILURE_FIELDS, dtype=["U16", "i4", "i4", "i8", "U4", "U256", "U512"])
+    for name in ("PLATE", "MJD", "EXPID"):
+        table[name] = table[name].astype(int)
+    return table
+
+
+def marker_path(output: Path) -> Path:
+    return output.with_name(output.name + ".done")
+
+
+def is_complete(output: Path, digest: str) -> bool:
+    """True if ``output`` was finished by a run with the same settings."""
+    marker = marker_path(output)
+    if not (output.is_file() and marker.is_file()):
+        return False
+    try:
+        info = json.loads(marker.read_text())
+    except ValueError:
+        return False
+    return info.get("size") == output.stat().st_size and info.get("config") == digest
+
+
+def mark_complete(output: Path, digest: str, **info) -> None:
+    """Write the completion marker of ``output`` (call after the output is in place)."""
+    payload = {"size": output.stat().st_size, "config": digest, "version": __version__, **info}
+    write_text_atomic(marker_path(output), json.dumps(payload, sort_keys=True))
+
+
+def invalidate(output: Path) -> None:
+    """Forget that ``output`` was complete (before it is rewritten)."""
+    marker_path(output).unlink(missing_ok=True)
+
+
+def provenance_cards(stage: str, config) -> list[tuple]:
+    """Header cards recording the package version and the configuration."""
+    return [("SMVERS", __version__, "skymodelling version"),
+            ("SMSTAGE", stage, "pipeline stage that wrote this file"),
+            ("SMCONFIG", config.to_json(), "configuration (JSON)"),
+            ("SMCFGSUM", config.digest(stage), "hash of this stage's settings")]
+
+
+def primary_hdu(stage: str, config, **cards) -> fits.PrimaryHDU:
+    hdu = fits.PrimaryHDU()
+    for key, value, comment in provenance_cards(stage, config):
+        hdu.header[key] = (value, comment)
+    for key, value in cards.items():
+        hdu.header[key] = value
+    return hdu
+
+
+def map_tasks(func, tasks: list, workers: int, desc: str, unit: str = "plate"):
+    """Yield ``func(task)`` for every task (in completion order) with a progress bar.
+
+    ``workers > 1`` uses a process pool; each task is a picklable tuple and
+    returns a small summary, so no large array travels between processes.
+    """
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), desc=desc, unit=unit, file=sys.stderr,
+               disable=not sys.stderr.isatty() and len(tasks) < 2)
+    try:
+        if workers <= 1 or len(tasks) <= 1:
+            for task in tasks:
+                yield func(task)
+                bar.update()
+        else:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+                futures = [pool.submit(func, t) for t in tasks]
+                for fut in as_completed(futures):
+                    yield fut.result()
+                    bar.update()
+    finally:
+        bar.close()
