@@ -50,6 +50,29 @@ def _cmd_inspect(args) -> int:
     return 0
 
 
+def _plates(text: str) -> list[int]:
+    try:
+        return [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected plate numbers like 3985,4055, got {text}")
+
+
+def _cmd_extract(args) -> int:
+    from .config import load_config
+    from .stages.extract import run_extract
+
+    config = load_config(args.config).replace(
+        "extract", calibration=args.calibration, reference_plate=args.reference_plate,
+        reference_expid=args.reference_expid)
+    summary = run_extract(args.raw, args.out, config, workers=args.workers, plates=args.plates,
+                          strict=args.strict)
+    print(summary.describe())
+    if summary.n_failures:
+        print(f"problems are listed in {args.out}/failures/", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -84,6 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parallel processes (default: CPUs, at most 4; the output does not "
                         "depend on it)")
     p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("extract", help="calibrated sky spectra from every sky fibre")
+    p.add_argument("raw", help="BOSS reduction tree (RAW/<run2d>/<plate>/...)")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
+    p.add_argument("--plates", type=_plates, default=None, help="only these plates: P1,P2,...")
+    p.add_argument("--calibration", choices=("fixed", "exposure"), default=None,
+                   help="fixed reference calibration (default) or each exposure's own")
+    p.add_argument("--reference-plate", type=int, default=None,
+                   help="plate of the reference calibration exposure (default 3985)")
+    p.add_argument("--reference-expid", type=int, default=None,
+                   help="reference calibration exposure (default 114439)")
+    p.add_argument("--config", default=None, help="JSON configuration file")
+    p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    p.set_defaults(func=_cmd_extract)
 
     p = sub.add_parser("inspect", help="say what a BOSS file is and what it holds")
     p.add_argument("path", help="spPlate, spFrame, spCFrame, spFluxcalib or platelist file")

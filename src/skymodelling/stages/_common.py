@@ -80,13 +80,9 @@ def marker_path(output: Path) -> Path:
 
 def is_complete(output: Path, digest: str) -> bool:
     """True if ``output`` was finished by a run with the same settings."""
-    marker = marker_path(output)
-    if not (output.is_file() and marker.is_file()):
+    if not output.is_file():
         return False
-    try:
-        info = json.loads(marker.read_text())
-    except ValueError:
-        return False
+    info = marker_info(output)
     return info.get("size") == output.stat().st_size and info.get("config") == digest
 
 
@@ -94,6 +90,20 @@ def mark_complete(output: Path, digest: str, **info) -> None:
     """Write the completion marker of ``output`` (call after the output is in place)."""
     payload = {"size": output.stat().st_size, "config": digest, "version": __version__, **info}
     write_text_atomic(marker_path(output), json.dumps(payload, sort_keys=True))
+
+
+def marker_info(output: Path) -> dict:
+    """The contents of ``output``'s completion marker ({} if absent or unreadable)."""
+    try:
+        return json.loads(marker_path(output).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def remove_stale_parts(folder: Path) -> None:
+    """Delete temporary files left by a killed run (``.<name>.<random>.part<suffix>``)."""
+    for part in Path(folder).glob("*/.*.part*"):
+        part.unlink(missing_ok=True)
 
 
 def invalidate(output: Path) -> None:

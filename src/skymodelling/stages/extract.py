@@ -1,0 +1,591 @@
+"""Stage extract: every BOSS sky fibre becomes a flux-calibrated sky spectrum.
+
+For every plugmap fibre with OBJTYPE 'SKY' in every exposure an spPlate lists
+(its EXPIDnn cards) and every camera::
+
+    sky  = (spFrame HDU0 + HDU6) * R / C * f        1e-17 erg/s/cm2/A per fibre
+    ivar = spFrame HDU1 / (R / C * f)**2
+
+with R = 1e-4 / (native log10 pixel width) and C the calibration (electrons
+per 1e-4 dex bin per 1e-17 erg/s/cm2/A): by default one fixed reference
+calibration per camera, taken from a good-seeing exposure, interpolated in
+topocentric wavelength, rescaled by exposure time and (by default) with the
+reference's atmospheric extinction divided out; f the diffuse-light
+correction.  See docs/extract.md for the choices and the output format.
+
+The computation (:func:`calibrate_sky`, :func:`frame_metadata`) works on
+arrays; :func:`extract_plate` reads one plate's files and writes its output;
+:func:`run_extract` finds the plates and runs them, resumably.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+from ..config import Config
+from ..errors import BossFileError, SkyModellingError
+from ..io import paths, sppixmask
+from ..io.fitsutil import get_hdu, header_float, header_int, header_str, open_fits, write_hdus
+from ..io.plugmap import is_sky, read_plugmap
+from ..io.spfluxcalib import read_spfluxcalib
+from ..io.spplate import read_spplate
+from ..io.traceset import read_traceset
+from ..sky.extinction import transmission
+from . import _common
+
+log = logging.getLogger(__name__)
+
+STAGE = "extract"
+C_KMS = 299792.458
+FLUX_UNIT = "1e-17 erg / (s cm2 Angstrom)"
+IVAR_UNIT = "1e+34 s2 cm4 Angstrom2 / erg2"
+
+#: Bits this stage adds to MASK, in positions SPPIXMASK leaves unused.
+BADCALIB = 1 << 29   # calibration zero, negative or not finite at this pixel
+OUTSIDE = 1 << 30    # outside the kept wavelength range of the camera
+
+#: Raw metadata columns: name, dtype, unit, source ("hdr:KEY", "plug:COL" or special).
+#: Names follow the original SkyModelling raw metadata.
+META_COLUMNS = [
+    ("PLATE", "i4", None, "hdr:PLATEID"),
+    ("MJD", "i4", None, "hdr:MJD"),
+    ("IMG", "i4", None, "hdr:EXPOSURE"),
+    ("CAMERA", "U2", None, "camera"),
+    ("SPECNO", "i2", None, "plug:SPECTROGRAPHID"),
+    ("FIB", "i4", None, "plug:FIBERID"),
+    ("ROW", "i4", None, "row"),
+    ("RUN2D", "U8", None, "run2d"),
+    ("XFOCAL", "f8", "mm", "plug:XFOCAL"),
+    ("YFOCAL", "f8", "mm", "plug:YFOCAL"),
+    ("FIBER_RA", "f8", "deg", "plug:RA"),
+    ("FIBER_DEC", "f8", "deg", "plug:DEC"),
+    ("OBJTYPE", "U16", None, "plug:OBJTYPE"),
+    ("TAI-BEG", "f8", "s", "hdr:TAI-BEG"),
+    ("TAI-END", "f8", "s", "hdr:TAI-END"),
+    ("DATE-OBS", "U19", None, "hdr:DATE-OBS"),
+    ("RA", "f8", "deg", "hdr:RA"),
+    ("DEC", "f8", "deg", "hdr:DEC"),
+    ("CAMERAS", "U4", None, "hdr:CAMERAS"),
+    ("AIRMASS", "f4", None, "hdr0:AIRMASS"),
+    ("ALT", "f4", "deg", "hdr:ALT"),
+    ("AZ", "f4", "deg", "hdr:AZ"),
+    ("EXPTIME", "f4", "s", "hdr:EXPTIME"),
+    *[(f"SEEING{p}", "f4", "arcsec", f"hdr0:SEEING{p}") for p in (20, 50, 80)],
+    *[(f"RMSOFF{p}", "f4", "arcsec", f"hdr0:RMSOFF{p}") for p in (20, 50, 80)],
+    *[(f"REDDEN{i:02d}", "f4", "mag", f"hdr0:REDDEN{i:02d}") for i in range(1, 6)],
+    ("QUALITY", "U16", None, "hdr:QUALITY"),
+    ("AIRTEMP", "f4", "deg_C", "hdr:AIRTEMP"),
+    ("DEWPOINT", "f4", "deg_C", "hdr:DEWPOINT"),
+    ("DUSTA", "f4", "ct", "hdr:DUSTA"),
+    ("DUSTB", "f4", "ct", "hdr:DUSTB"),
+    ("DUSTC", "f4", "ct", "hdr:DUSTC"),
+    ("DUSTD", "f4", "ct", "hdr:DUSTD"),
+    ("GUSTD", "f4", "deg", "hdr:GUSTD"),
+    ("GUSTS", "f4", "mph", "hdr:GUSTS"),
+    ("HUMIDITY", "f4", "%", "hdr:HUMIDITY"),
+    ("PRESSURE", "f4", "inHg", "hdr:PRESSURE"),
+    ("WINDD", "f4", "deg", "hdr:WINDD"),
+    ("WINDS", "f4", "mph", "hdr:WINDS"),
+    ("HELIO_RV", "f8", "km / s", "hdr:HELIO_RV"),
+]
+
+
+# ----------------------------------------------------------------- discovery
+
+@dataclass
+class PlateTask:
+    """One spPlate (plate and MJD) to extract, or a plate folder without one."""
+
+    run2d: str
+    plate: int
+    mjd: int
+    folder: Path
+    spplate: Path | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.plate:04d}-{self.mjd:05d}"
+
+
+def discover_plates(raw, plates=None) -> list[PlateTask]:
+    """Every spPlate under every RUN2D folder of ``raw`` (``RAW/<run2d>/<plate>/``).
+
+    Plate folders without any spPlate are returned with ``spplate=None`` (and
+    MJD -1) so that they are reported, not silently skipped.
+    """
+    raw = Path(raw)
+    if not raw.is_dir():
+        raise SkyModellingError(f"{raw}: no such directory")
+    wanted = None if plates is None else {int(p) for p in plates}
+    tasks = []
+    for run2d in sorted(p for p in raw.iterdir() if p.is_dir() and p.name != "truth"):
+        for folder in sorted(p for p in run2d.iterdir() if p.is_dir() and p.name.isdigit()):
+            plate = int(folder.name)
+            if wanted is not None and plate not in wanted:
+                continue
+            spplates = sorted(folder.glob("spPlate-*.fits"))
+            for sp in spplates:
+                m = re.fullmatch(r"spPlate-(\d+)-(\d+)\.fits", sp.name)
+                if m:
+                    tasks.append(PlateTask(run2d.name, plate, int(m.group(2)), folder, sp))
+            if not spplates:
+                tasks.append(PlateTask(run2d.name, plate, -1, folder, None))
+    return tasks
+
+
+# ------------------------------------------------------------- calibration
+
+@dataclass
+class ReferenceCalibration:
+    """A camera's fixed calibration: C per second of exposure against topocentric wavelength."""
+
+    camera: str
+    wave: np.ndarray          # topocentric vacuum A, increasing
+    c_per_second: np.ndarray
+    path: str
+    expid: int
+    airmass: float
+
+    def at(self, wave_topo, exptime: float) -> np.ndarray:
+        """C for an exposure of ``exptime`` seconds at wavelengths ``wave_topo`` (0 outside)."""
+        return np.interp(wave_topo, self.wave, self.c_per_second, left=0.0, right=0.0) * exptime
+
+
+def load_reference(raw, config: Config) -> dict[str, ReferenceCalibration]:
+    """Read the reference exposure's calibration for each camera.
+
+    The reference spFluxcalib is combined over 9 fibres spread along the slit
+    (median, after interpolation onto the central fibre's wavelengths, which
+    are converted to topocentric with the reference's HELIO_RV).
+
+    Raises
+    ------
+    SkyModellingError
+        The reference files are missing or unusable (names them).
+    """
+    cfg = config.extract
+    raw = Path(raw)
+    refs = {}
+    for camera in paths.CAMERAS:
+        name = paths.spfluxcalib_name(camera, cfg.reference_expid)
+        hits = sorted(raw.glob(f"*/{cfg.reference_plate:04d}/{name[:-3]}*"))
+        if not hits:
+            raise SkyModellingError(
+                f"{raw}/*/{cfg.reference_plate:04d}/{name}: reference calibration not found "
+                f"(plate {cfg.reference_plate}, exposure {cfg.reference_expid}); give another "
+                "with --reference-plate/--reference-expid or use --calibration exposure")
+        calib_path = hits[0]
+        frame_path = paths.find_frame(calib_path.parent, "spFrame", camera, cfg.reference_expid)
+        if frame_path is None:
+            raise SkyModellingError(f"{calib_path.parent}: no spFrame for the reference "
+                                    f"exposure {cfg.reference_expid} camera {camera}")
+        calib, _ = read_spfluxcalib(calib_path)
+        with open_fits(frame_path) as hdul:
+            header = hdul[0].header.copy()
+            wave_ts = read_traceset(get_hdu(hdul, 3, frame_path, "wavelength trace set",
+                                            "table"), frame_path)
+        exptime = header_float(header, "EXPTIME")
+        airmass = header_float(header, "AIRMASS")
+        helio = 1.0 + header_float(header, "HELIO_RV", missing=()) / C_KMS
+        if not (np.isfinite(exptime) and exptime > 0):
+            raise SkyModellingError(f"{frame_path}: reference EXPTIME missing or not positive")
+        if not np.isfinite(helio):
+            helio = 1.0
+        rows = np.linspace(50, calib.shape[0] - 51, 9).astype(int)
+        loglam = wave_ts.evaluate(calib.shape[1], rows)
+        wave = 10.0 ** loglam * helio
+        grid = wave[len(rows) // 2]
+        stack = np.array([np.interp(grid, w, c, left=np.nan, right=np.nan)
+                          for w, c in zip(wave, calib[rows], strict=True)])
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns beyond the band
+            c_ref = np.nanmedian(np.where(stack > 0, stack, np.nan), axis=0)
+        if not np.any(np.isfinite(c_ref)):
+            raise SkyModellingError(f"{calib_path}: reference calibration is zero or NaN")
+        c_ref = np.nan_to_num(c_ref, nan=0.0)
+        if cfg.remove_reference_extinction:
+            if not np.isfinite(airmass):
+                raise SkyModellingError(f"{frame_path}: reference AIRMASS missing; cannot "
+                                        "remove its extinction")
+            c_ref = c_ref / transmission(grid, airmass)
+        refs[camera] = ReferenceCalibration(camera, grid, c_ref / exptime, str(calib_path),
+                                            cfg.reference_expid, airmass)
+    return refs
+
+
+def calibrate_sky(flux, sky, ivar, mask, dloglam, calib, *, scale: float = 1.0,
+                  bad_bits: int = 0):
+    """Calibrated sky, its inverse variance and the pixels to mask.
+
+    Parameters
+    ----------
+    flux, sky, ivar : ndarray (nrow, npix)
+        spFrame HDU0, HDU6 (flat-fielded electrons) and HDU1.
+    mask : ndarray of int (nrow, npix)
+        SPPIXMASK bits.
+    dloglam : ndarray (nrow, npix)
+        Native log10 pixel width.
+    calib : ndarray (nrow, npix)
+        C, electrons per 1e-4 dex bin per 1e-17 erg/s/cm2/A.
+    scale : float
+        Extra factor (the diffuse correction f).
+    bad_bits : int
+        SPPIXMASK bits that mask a pixel.
+
+    Returns
+    -------
+    sky_flux, sky_ivar : ndarray (float32)
+        1e-17 erg/s/cm2/A and its inverse variance; ivar is 0 where masked.
+    out_mask : ndarray (int32)
+        ``mask`` plus BADCALIB where C is unusable.
+
+    Examples
+    --------
+    >>> one = np.ones((1, 3))
+    >>> f, iv, m = calibrate_sky(one, one, one, np.zeros((1, 3), int), 1e-4 * one, 2 * one)
+    >>> f.tolist(), iv.tolist()
+    ([[1.0, 1.0, 1.0]], [[4.0, 4.0, 4.0]])
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        conv = (1e-4 / dloglam) / calib * scale
+    badcal = ~(np.isfinite(conv) & (calib > 0))
+    conv = np.where(badcal, 0.0, conv)
+    sky_flux = (flux.astype(np.float64) + sky) * conv
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sky_ivar = np.where(badcal, 0.0, ivar / conv**2)
+    out_mask = np.asarray(mask, dtype=np.int32) | np.where(badcal, BADCALIB, 0).astype(np.int32)
+    bad = ((out_mask & bad_bits) != 0) | badcal | ~np.isfinite(sky_flux) | ~(sky_ivar > 0)
+    sky_flux = np.where(np.isfinite(sky_flux), sky_flux, 0.0)
+    sky_ivar = np.where(bad, 0.0, sky_ivar)
+    return sky_flux.astype(np.float32), sky_ivar.astype(np.float32), out_mask
+
+
+def frame_metadata(header, plugmap, camera: str, run2d: str) -> dict:
+    """Raw metadata columns for the rows of ``plugmap`` of one frame.
+
+    Header values are shared by all rows. Missing keywords are NaN (floats)
+    or -1 (integers); 0.0 in AIRMASS, SEEING*, RMSOFF* and REDDEN* means
+    'unavailable' in BOSS headers and becomes NaN too.
+    """
+    n = len(plugmap)
+    cols = {}
+    for name, dtype, _unit, source in META_COLUMNS:
+        kind, _, key = source.partition(":")
+        if kind == "plug":
+            value = np.asarray(plugmap[key]) if key in plugmap.colnames else None
+            if value is not None and value.dtype.kind in "SU":
+                value = np.char.strip(value.astype(str))
+            if value is None:
+                value = np.full(n, -1 if dtype[0] == "i" else ("" if dtype[0] == "U" else np.nan))
+            cols[name] = np.asarray(value).astype(dtype)
+            continue
+        if kind == "camera":
+            value = camera
+        elif kind == "run2d":
+            value = run2d
+        elif kind == "row":
+            value = -1
+        elif dtype[0] == "i":
+            value = header_int(header, key)
+        elif dtype[0] == "U":
+            value = header_str(header, key)
+        else:
+            value = header_float(header, key, missing=(0.0,) if kind == "hdr0" else ())
+        cols[name] = np.full(n, value, dtype=dtype)
+    return cols
+
+
+# -------------------------------------------------------------- one plate
+
+@dataclass
+class _CameraBlock:
+    """The sky spectra of one camera of a plate, before trimming."""
+
+    meta: list = field(default_factory=list)
+    wave: list = field(default_factory=list)
+    flux: list = field(default_factory=list)
+    ivar: list = field(default_factory=list)
+    mask: list = field(default_factory=list)
+    disp: list = field(default_factory=list)
+
+
+def output_path(out, plate: int, mjd: int) -> Path:
+    """Where extract writes plate ``plate`` observed on ``mjd``."""
+    return Path(out) / STAGE / f"{plate:04d}" / f"sky-{plate:04d}-{mjd:05d}.fits"
+
+
+def _exposures_of(task: PlateTask, failures: _common.FailureLog):
+    sp = read_spplate(task.spplate)
+    exposures = [(e.camera, e.expid) for e in sp.exposures]
+    if not sp.complete:
+        # EXPIDnn overflow (more than 99 frames): every spCFrame of this MJD counts
+        failures.add(f"spPlate lists {len(sp.exposures)} of NEXP={sp.nexp} frames (EXPID "
+                     "card overflow); using the spCFrame files of this MJD instead",
+                     file=task.spplate)
+        exposures = []
+        for f in sorted(task.folder.glob("spCFrame-*.fits*")):
+            parsed = paths.parse_filename(f.name) or {}
+            if "camera" in parsed and header_int(fits.getheader(f), "MJD") == task.mjd:
+                exposures.append((parsed["camera"], parsed["expid"]))
+    return sorted(set(exposures))
+
+
+def _read_camera_exposure(task, camera, expid, config, refs):
+    """Read and calibrate the sky fibres of one frame; returns a dict of arrays."""
+    cfg = config.extract
+    frame_path = paths.find_frame(task.folder, "spFrame", camera, expid)
+    if frame_path is None:
+        raise BossFileError(task.folder / paths.spframe_name(camera, expid), "no such file")
+    cframe_path = paths.find_frame(task.folder, "spCFrame", camera, expid)
+    if cframe_path is None:
+        raise BossFileError(task.folder / paths.spcframe_name(camera, expid),
+                            "no such file (needed for the COMBINEREJ mask)")
+    with open_fits(frame_path) as hdul:
+        header = hdul[0].header.copy()
+        plugmap = read_plugmap(get_hdu(hdul, 5, frame_path, "plugmap", "table"),
+                               path=frame_path)
+        rows = np.flatnonzero(is_sky(plugmap))
+        if rows.size == 0:
+            return None
+        images = {}
+        for index, name in ((0, "flux"), (1, "ivar"), (2, "mask"), (6, "sky")):
+            hdu = get_hdu(hdul, index, frame_path, name, "image")
+            data = hdu.data
+            if data is None or data.ndim != 2 or data.shape[0] != len(plugmap):
+                raise BossFileError(frame_path, f"HDU {index} ({name}) has shape "
+                                    f"{getattr(data, 'shape', None)}, expected "
+                                    f"({len(plugmap)}, npix)")
+            images[name] = np.asarray(data[rows], dtype=data.dtype.newbyteorder("="))
+        wave_ts = read_traceset(get_hdu(hdul, 3, frame_path, "wavelength trace set", "table"),
+                                frame_path)
+        disp_ts = read_traceset(get_hdu(hdul, 4, frame_path, "dispersion trace set", "table"),
+                                frame_path)
+    npix = images["flux"].shape[1]
+    with open_fits(cframe_path) as hdul:
+        hdu = get_hdu(hdul, 2, cframe_path, "mask", "image")
+        if hdu.data is None or hdu.data.shape[0] != len(plugmap) or hdu.data.shape[1] < npix:
+            raise BossFileError(cframe_path, f"HDU 2 (mask) has shape "
+                                f"{getattr(hdu.data, 'shape', None)}, expected "
+                                f"({len(plugmap)}, >= {npix})")
+        cmask = np.asarray(hdu.section[rows, :npix] if hasattr(hdu, "section") else
+                           hdu.data[rows, :npix]).astype(np.int32)
+    plugmap = plugmap[rows]
+    loglam = wave_ts.evaluate(npix, rows)
+    dloglam = wave_ts.native_dloglam(npix, rows)
+    sigma_pix = disp_ts.evaluate(npix, rows)
+    wave = 10.0**loglam
+    exptime = header_float(header, "EXPTIME")
+    if cfg.calibration == "fixed":
+        if not (np.isfinite(exptime) and exptime > 0):
+            raise BossFileError(frame_path, "EXPTIME missing or not positive")
+        helio = header_float(header, "HELIO_RV", missing=())
+        wave_topo = wave * (1.0 + (helio if np.isfinite(helio) else 0.0) / C_KMS)
+        calib = refs[camera].at(wave_topo, exptime)
+        scale = cfg.diffuse_correction
+    else:
+        calib_path = paths.find_frame(task.folder, "spFluxcalib", camera, expid)
+        if calib_path is None:
+            raise BossFileError(task.folder / paths.spfluxcalib_name(camera, expid),
+                                "no such file")
+        calib, _ = read_spfluxcalib(calib_path, rows=rows)
+        if calib.shape[1] < npix:
+            raise BossFileError(calib_path, f"calibration has {calib.shape[1]} pixels, the "
+                                f"spFrame {npix}")
+        calib = calib[:, :npix].astype(np.float64)
+        if not np.any(np.isfinite(calib) & (calib > 0)):
+            raise BossFileError(calib_path, "calibration is zero or NaN everywhere")
+        scale = 1.0
+    flux, ivar, mask = calibrate_sky(
+        images["flux"], images["sky"], images["ivar"], images["mask"] | cmask, dloglam,
+        calib, scale=scale, bad_bits=sppixmask.bitmask(cfg.mask_bits))
+    disp = sigma_pix * wave * np.log(10.0) * dloglam
+    meta = frame_metadata(header, plugmap, camera, task.run2d)
+    return dict(meta=meta, wave=wave, flux=flux, ivar=ivar, mask=mask,
+                disp=disp.astype(np.float32))
+
+
+def _trim(block: _CameraBlock, lo: float, hi: float):
+    """Stack a camera's spectra on a common pixel window covering [lo, hi] A."""
+    wave = np.concatenate(block.wave)
+    inside = (wave >= lo) & (wave <= hi)
+    cols = np.flatnonzero(inside.any(axis=0))
+    if cols.size == 0:
+        return None
+    window = slice(cols[0], cols[-1] + 1)
+    outside = ~inside[:, window]
+    mask = np.concatenate(block.mask)[:, window] | np.where(outside, OUTSIDE, 0).astype(np.int32)
+    ivar = np.where(outside, 0.0, np.concatenate(block.ivar)[:, window]).astype(np.float32)
+    return dict(WAVE=wave[:, window], FLUX=np.concatenate(block.flux)[:, window], IVAR=ivar,
+                MASK=mask, DISP=np.concatenate(block.disp)[:, window])
+
+
+_ARRAY_UNITS = {"WAVE": "Angstrom", "FLUX": FLUX_UNIT, "IVAR": IVAR_UNIT, "MASK": None,
+                "DISP": "Angstrom"}
+
+
+def extract_plate(task_and_config) -> dict:
+    """Extract one plate-MJD (a task for a worker); returns a small summary dict."""
+    task, config, refs, out, strict = task_and_config
+    t0 = time.perf_counter()
+    failures = _common.FailureLog(STAGE, task.plate, task.mjd)
+    summary = {"plate": task.plate, "mjd": task.mjd, "n_spectra": 0, "skipped": False,
+               "n_failures": 0, "seconds": 0.0}
+    if task.spplate is None:
+        failures.add("plate folder holds no spPlate file", file=task.folder)
+        failures.write(out)
+        summary["n_failures"] = 1
+        if strict:
+            raise SkyModellingError(f"{task.folder}: plate folder holds no spPlate file")
+        return summary
+    target = output_path(out, task.plate, task.mjd)
+    if _common.is_complete(target, config.digest(STAGE)):
+        summary["skipped"] = True
+        summary["n_spectra"] = _common.marker_info(target).get("n_spectra", 0)
+        return summary
+    _common.invalidate(target)
+    try:
+        exposures = _exposures_of(task, failures)
+    except BossFileError as exc:
+        if strict:
+            raise
+        failures.add(exc.reason, file=exc.path)
+        failures.write(out)
+        summary["n_failures"] = len(failures.rows)
+        return summary
+    blocks = {cam: _CameraBlock() for cam in paths.CAMERAS}
+    for camera, expid in exposures:
+        try:
+            got = _read_camera_exposure(task, camera, expid, config, refs)
+        except BossFileError as exc:
+            if strict:
+                raise
+            failures.add(exc.reason, expid=expid, camera=camera, file=exc.path)
+            continue
+        if got is None:
+            failures.add("no OBJTYPE 'SKY' fibre in the plugmap", expid=expid, camera=camera)
+            continue
+        block = blocks[camera]
+        block.meta.append(got["meta"])
+        for name in ("wave", "flux", "ivar", "mask", "disp"):
+            getattr(block, name).append(got[name])
+    hdus, metas = [], []
+    for camera in paths.CAMERAS:
+        block = blocks[camera]
+        if not block.meta:
+            continue
+        arrays = _trim(block, *config.extract.wave_range(camera))
+        if arrays is None:
+            failures.add("no pixel inside the kept wavelength range", camera=camera)
+            continue
+        meta = Table({k: np.concatenate([m[k] for m in block.meta]) for k in block.meta[0]})
+        meta["ROW"] = np.arange(len(meta), dtype=np.int32)
+        metas.append(meta)
+        for name, arr in arrays.items():
+            hdu = fits.ImageHDU(arr, name=f"{camera.upper()}_{name}")
+            if _ARRAY_UNITS[name]:
+                hdu.header["BUNIT"] = _ARRAY_UNITS[name]
+            hdus.append(hdu)
+    meta = _meta_table(metas)
+    primary = _common.primary_hdu(
+        STAGE, config, PLATE=task.plate, MJD=task.mjd, RUN2D=task.run2d, NSPEC=len(meta),
+        CALIB=config.extract.calibration,
+        REFEXPID=config.extract.reference_expid if config.extract.calibration == "fixed" else -1)
+    meta_hdu = table_hdu(meta, "META", META_UNITS)
+    write_hdus(target, [primary, meta_hdu, *hdus])
+    _common.mark_complete(target, config.digest(STAGE), n_spectra=len(meta))
+    failures.write(out)
+    summary.update(n_spectra=len(meta), n_failures=len(failures.rows),
+                   seconds=time.perf_counter() - t0)
+    return summary
+
+
+def _meta_table(metas: list[Table]) -> Table:
+    if metas:
+        from astropy.table import vstack
+
+        meta = vstack(metas, join_type="exact")
+    else:
+        meta = Table({name: np.zeros(0, dtype=dtype) for name, dtype, _, _ in META_COLUMNS})
+    return meta
+
+
+def table_hdu(table: Table, extname: str, units: dict) -> fits.BinTableHDU:
+    """A table HDU with TUNITn cards for ``units``, including the BOSS units that
+    the FITS standard lacks (inHg, mph), which astropy would refuse."""
+    hdu = fits.table_to_hdu(table)
+    hdu.header["EXTNAME"] = extname
+    for i, name in enumerate(table.colnames, start=1):
+        unit = units.get(name)
+        if unit:
+            hdu.header[f"TUNIT{i}"] = unit
+    return hdu
+
+
+META_UNITS = {name: unit for name, _dtype, unit, _src in META_COLUMNS if unit}
+
+
+# --------------------------------------------------------------- the stage
+
+@dataclass
+class ExtractSummary:
+    """What :func:`run_extract` did."""
+
+    n_plates: int = 0
+    n_done: int = 0
+    n_skipped: int = 0
+    n_spectra: int = 0
+    n_failures: int = 0
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        return (f"extract: {self.n_plates} plate-MJDs ({self.n_done} extracted, "
+                f"{self.n_skipped} already complete), {self.n_spectra} sky spectra written, "
+                f"{self.n_failures} problems recorded, {self.seconds:.1f} s")
+
+
+def run_extract(raw, out, config: Config | None = None, *, workers: int = 1, plates=None,
+                strict: bool = False) -> ExtractSummary:
+    """Extract every sky fibre of every coadded exposure under ``raw`` into ``out``.
+
+    Parameters
+    ----------
+    raw : path-like
+        A BOSS reduction tree (``RAW/<run2d>/<plate>/...``).
+    out : path-like
+        Output folder (``OUT/extract/<plate>/sky-<plate>-<mjd>.fits``).
+    config : Config, optional
+    workers : int
+        Processes (one plate-MJD per task).
+    plates : iterable of int, optional
+        Only these plates.
+    strict : bool
+        Stop at the first problem instead of recording it in ``OUT/failures``.
+    """
+    config = config or Config()
+    t0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _common.remove_stale_parts(out / STAGE)
+    tasks = discover_plates(raw, plates)
+    if not tasks:
+        raise SkyModellingError(f"{raw}: no plate folder found (expected RAW/<run2d>/<plate>/)")
+    refs = load_reference(raw, config) if config.extract.calibration == "fixed" else None
+    summary = ExtractSummary(n_plates=len(tasks))
+    args = [(t, config, refs, out, strict) for t in tasks]
+    for res in _common.map_tasks(extract_plate, args, workers, desc="extract"):
+        summary.n_skipped += res["skipped"]
+        summary.n_done += not res["skipped"]
+        summary.n_spectra += res["n_spectra"]
+        summary.n_failures += res["n_failures"]
+    if summary.n_skipped:
+        summary.n_failures = len(_common.read_failures(out, STAGE))
+    summary.seconds = time.perf_counter() - t0
+    return summary
