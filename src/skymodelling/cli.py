@@ -54,7 +54,8 @@ def _plates(text: str) -> list[int]:
     try:
         return [int(p) for p in text.split(",") if p.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected plate numbers like 3985,4055, got {text}")
+        raise argparse.ArgumentTypeError(
+            f"expected plate numbers like 3985,4055, got {text}") from None
 
 
 def _cmd_extract(args) -> int:
