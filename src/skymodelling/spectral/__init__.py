@@ -1,0 +1,1 @@
+"""Spectral operations on many spectra at once: features, photometry."""
