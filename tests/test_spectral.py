@@ -65,7 +65,8 @@ def test_gaussian_line_recovered_within_its_error():
     n = 400
     wave = _grid(n, 5400, 5800, npix=600, rng=rng)
     w0, sigma, true_flux, cont = 5578.9, 1.3, 250.0, 3.0
-    model = cont + true_flux / (np.sqrt(2 * np.pi) * sigma) * np.exp(-0.5 * ((wave - w0) / sigma) ** 2)
+    peak = true_flux / (np.sqrt(2 * np.pi) * sigma)
+    model = cont + peak * np.exp(-0.5 * ((wave - w0) / sigma) ** 2)
     noise_sigma = np.sqrt(0.05 * model + 0.01)
     flux = model + rng.normal(0, 1, model.shape) * noise_sigma
     ivar = 1 / noise_sigma**2
