@@ -376,7 +376,7 @@ def _met(ok: bool) -> str:
 
 def _pct(x: float) -> str:
     """A small relative error as per cent, readable at any magnitude."""
-    return f"{100 * x:.2g}%" if x < 1e-4 else f"{100 * x:.3f}%"
+    return f"{100 * x:.1e}%" if x < 1e-4 else f"{100 * x:.3f}%"
 
 
 def _cams(a: dict) -> str:

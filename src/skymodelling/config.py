@@ -85,10 +85,69 @@ class ExtractConfig:
 
 
 @dataclass(frozen=True)
+class EnrichConfig:
+    """Settings of ``skymodelling enrich``.
+
+    Attributes
+    ----------
+    pointing : {"fiber", "boresight"}
+        Direction whose conditions are computed: each sky fibre's hole
+        (``FIBER_RA``/``FIBER_DEC``, default: the fibres of a plate spread over
+        3 deg, so the Moon separation and zodiacal light differ between them)
+        or the telescope boresight (``RA``/``DEC``, as the original).
+    zodi_fill : {"nearest", "nan"}
+        ZODI where Leinert Table 17 is blank (within ~15-20 deg of the Sun):
+        the nearest tabulated value (a lower limit) or NaN.
+    """
+
+    pointing: str = "fiber"
+    zodi_fill: str = "nearest"
+
+    def __post_init__(self):
+        if self.pointing not in ("fiber", "boresight"):
+            raise SkyModellingError(
+                f"pointing must be 'fiber' or 'boresight', not {self.pointing!r}")
+        if self.zodi_fill not in ("nearest", "nan"):
+            raise SkyModellingError(
+                f"zodi_fill must be 'nearest' or 'nan', not {self.zodi_fill!r}")
+
+
+@dataclass(frozen=True)
+class LinesConfig:
+    """Settings of ``skymodelling lines``.
+
+    Attributes
+    ----------
+    line_list : str or None
+        Feature list file (CSV like the bundled ``data/sky_features.csv``:
+        NAME, KIND, CAMERA, WAVE in vacuum A, HALF_WIDTH, SIDE_INNER, SIDE_OUTER);
+        None for the bundled list.
+    fiber_area_arcsec2 : float
+        Solid angle of a fibre for surface brightness (BOSS 2" fibres: pi).
+    min_coverage : float
+        Fraction of a band's response the good pixels must cover for a magnitude.
+    """
+
+    line_list: str | None = None
+    fiber_area_arcsec2: float = 3.141592653589793
+    min_coverage: float = 0.99
+
+    def __post_init__(self):
+        if not self.fiber_area_arcsec2 > 0:
+            raise SkyModellingError("fiber_area_arcsec2 must be positive")
+        if not 0 < self.min_coverage <= 1:
+            raise SkyModellingError("min_coverage must be in (0, 1]")
+        if self.line_list is not None:
+            object.__setattr__(self, "line_list", str(Path(self.line_list).resolve()))
+
+
+@dataclass(frozen=True)
 class Config:
     """All stage settings."""
 
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    enrich: EnrichConfig = field(default_factory=EnrichConfig)
+    lines: LinesConfig = field(default_factory=LinesConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -128,7 +187,7 @@ def load_config(path=None) -> Config:
     for stage, values in data.items():
         if stage not in stages:
             raise SkyModellingError(f"{path}: unknown stage {stage!r}")
-        cls = {"extract": ExtractConfig}[stage]
+        cls = {f.name: f.default_factory for f in dataclasses.fields(Config)}[stage]
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:

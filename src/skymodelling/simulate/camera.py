@@ -150,7 +150,8 @@ def render_camera(camera: str, design: PlateDesign, topo_traceset: TraceSet,
     # ---- calibration and electrons
     # the instrument and the atmosphere act on the light's topocentric wavelength
     c_inst = instrument.calibration_vector(camera, wave_topo, exptime)
-    calib = c_inst * aperture_factor(seeing) * transmission(wave_topo, airmass)
+    calib = (c_inst * aperture_factor(seeing) * transmission(wave_topo, airmass)
+             * d.calibrated(wave_topo))
     sky_e = sky_cal * c_inst / r_factor
     fiberid = rows_design + 1
     unplugged = np.isin(fiberid, design.unplugged)

@@ -90,7 +90,6 @@ class CameraDesign:
     def efficiency(self, wave) -> np.ndarray:
         """Smooth end-to-end efficiency (0-1) of this camera at ``wave`` (A)."""
         wave = np.asarray(wave, dtype=float)
-        lo, hi = self.calib_range
         if self.arm == "b":
             # CCD blue QE and fibre UV losses; dichroic cut near 6100-6350 A.
             rise = 1.0 / (1.0 + np.exp(-(wave - 3800.0) / 120.0))
@@ -101,8 +100,16 @@ class CameraDesign:
             rise = 1.0 / (1.0 + np.exp(-(wave - 5900.0) / 60.0))
             fall = 1.0 / (1.0 + np.exp((wave - 9800.0) / 350.0))
             shape = rise * fall * (1.0 - 0.10 * ((wave - 7600.0) / 2000.0) ** 2)
-        eff = self.peak_efficiency * np.clip(shape, 0.0, None)
-        return np.where((wave >= lo) & (wave <= hi), eff, 0.0)
+        return self.peak_efficiency * np.clip(shape, 0.0, None)
+
+    def calibrated(self, wave) -> np.ndarray:
+        """True where the flux calibration is defined (WAVEMIN <= wave <= WAVEMAX).
+
+        Light reaches the CCD beyond this range too; only the pipeline's
+        calibration vector is set to 0 there.
+        """
+        wave = np.asarray(wave, dtype=float)
+        return (wave >= self.calib_range[0]) & (wave <= self.calib_range[1])
 
 
 BLUE = CameraDesign(

@@ -59,6 +59,39 @@ class FailureLog:
         write_text_atomic(path, buf.getvalue())
 
 
+@dataclass
+class StageSummary:
+    """What a stage run did (printed by the command line)."""
+
+    stage: str
+    n_tasks: int = 0
+    n_done: int = 0
+    n_skipped: int = 0
+    n_spectra: int = 0
+    n_failures: int = 0
+    seconds: float = 0.0
+
+    def add(self, result: dict) -> None:
+        """Account for one task's result dict (skipped, n_spectra, n_failures)."""
+        self.n_skipped += bool(result["skipped"])
+        self.n_done += not result["skipped"]
+        self.n_spectra += int(result["n_spectra"])
+        self.n_failures += int(result["n_failures"])
+
+    def finish(self, out, t0: float) -> None:
+        """Count failures recorded by earlier runs of skipped tasks too; set the time."""
+        import time
+
+        if self.n_skipped:
+            self.n_failures = len(read_failures(out, self.stage))
+        self.seconds = time.perf_counter() - t0
+
+    def describe(self) -> str:
+        return (f"{self.stage}: {self.n_tasks} plate-MJDs ({self.n_done} processed, "
+                f"{self.n_skipped} already complete), {self.n_spectra} sky spectra, "
+                f"{self.n_failures} problems recorded, {self.seconds:.1f} s")
+
+
 def read_failures(out, stage: str | None = None) -> Table:
     """All recorded failures of ``OUT`` (optionally of one stage) as a Table."""
     rows = []

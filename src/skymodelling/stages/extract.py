@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 
 STAGE = "extract"
 C_KMS = 299792.458
-FLUX_UNIT = "1e-17 erg / (s cm2 Angstrom)"
-IVAR_UNIT = "1e+34 s2 cm4 Angstrom2 / erg2"
+#: Units as FITS unit strings (FITS allows a power-of-ten factor, not "1e-17").
+FLUX_UNIT = "10**-17 erg Angstrom-1 s-1 cm-2"
+IVAR_UNIT = "10**34 cm4 Angstrom2 s2 erg-2"
 
 #: Bits this stage adds to MASK, in positions SPPIXMASK leaves unused.
 BADCALIB = 1 << 29   # calibration zero, negative or not finite at this pixel
@@ -82,8 +83,8 @@ META_COLUMNS = [
     *[(f"RMSOFF{p}", "f4", "arcsec", f"hdr0:RMSOFF{p}") for p in (20, 50, 80)],
     *[(f"REDDEN{i:02d}", "f4", "mag", f"hdr0:REDDEN{i:02d}") for i in range(1, 6)],
     ("QUALITY", "U16", None, "hdr:QUALITY"),
-    ("AIRTEMP", "f4", "deg_C", "hdr:AIRTEMP"),
-    ("DEWPOINT", "f4", "deg_C", "hdr:DEWPOINT"),
+    ("AIRTEMP", "f4", "Celsius", "hdr:AIRTEMP"),
+    ("DEWPOINT", "f4", "Celsius", "hdr:DEWPOINT"),
     ("DUSTA", "f4", "ct", "hdr:DUSTA"),
     ("DUSTB", "f4", "ct", "hdr:DUSTB"),
     ("DUSTC", "f4", "ct", "hdr:DUSTC"),
@@ -94,7 +95,7 @@ META_COLUMNS = [
     ("PRESSURE", "f4", "inHg", "hdr:PRESSURE"),
     ("WINDD", "f4", "deg", "hdr:WINDD"),
     ("WINDS", "f4", "mph", "hdr:WINDS"),
-    ("HELIO_RV", "f8", "km / s", "hdr:HELIO_RV"),
+    ("HELIO_RV", "f8", "km s-1", "hdr:HELIO_RV"),
 ]
 
 
@@ -203,14 +204,20 @@ def load_reference(raw, config: Config) -> dict[str, ReferenceCalibration]:
         loglam = wave_ts.evaluate(calib.shape[1], rows)
         wave = 10.0 ** loglam * helio
         grid = wave[len(rows) // 2]
-        stack = np.array([np.interp(grid, w, c, left=np.nan, right=np.nan)
+        # each fibre from its calibrated (positive) samples only: never blend C with
+        # the zeros beyond WAVEMIN/WAVEMAX
+        stack = np.array([np.interp(grid, w[c > 0], c[c > 0], left=np.nan, right=np.nan)
+                          if np.any(c > 0) else np.full(grid.shape, np.nan)
                           for w, c in zip(wave, calib[rows], strict=True)])
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns beyond the band
             c_ref = np.nanmedian(np.where(stack > 0, stack, np.nan), axis=0)
         if not np.any(np.isfinite(c_ref)):
             raise SkyModellingError(f"{calib_path}: reference calibration is zero or NaN")
-        c_ref = np.nan_to_num(c_ref, nan=0.0)
+        # keep the calibrated span only: interpolating across its edge would blend
+        # C with the zeros beyond and inflate the flux of the edge pixels
+        span = np.flatnonzero(np.isfinite(c_ref) & (c_ref > 0))
+        grid, c_ref = grid[span[0]:span[-1] + 1], np.nan_to_num(c_ref[span[0]:span[-1] + 1])
         if cfg.remove_reference_extinction:
             if not np.isfinite(airmass):
                 raise SkyModellingError(f"{frame_path}: reference AIRMASS missing; cannot "
@@ -534,25 +541,8 @@ META_UNITS = {name: unit for name, _dtype, unit, _src in META_COLUMNS if unit}
 
 # --------------------------------------------------------------- the stage
 
-@dataclass
-class ExtractSummary:
-    """What :func:`run_extract` did."""
-
-    n_plates: int = 0
-    n_done: int = 0
-    n_skipped: int = 0
-    n_spectra: int = 0
-    n_failures: int = 0
-    seconds: float = 0.0
-
-    def describe(self) -> str:
-        return (f"extract: {self.n_plates} plate-MJDs ({self.n_done} extracted, "
-                f"{self.n_skipped} already complete), {self.n_spectra} sky spectra written, "
-                f"{self.n_failures} problems recorded, {self.seconds:.1f} s")
-
-
 def run_extract(raw, out, config: Config | None = None, *, workers: int = 1, plates=None,
-                strict: bool = False) -> ExtractSummary:
+                strict: bool = False) -> _common.StageSummary:
     """Extract every sky fibre of every coadded exposure under ``raw`` into ``out``.
 
     Parameters
@@ -578,14 +568,9 @@ def run_extract(raw, out, config: Config | None = None, *, workers: int = 1, pla
     if not tasks:
         raise SkyModellingError(f"{raw}: no plate folder found (expected RAW/<run2d>/<plate>/)")
     refs = load_reference(raw, config) if config.extract.calibration == "fixed" else None
-    summary = ExtractSummary(n_plates=len(tasks))
+    summary = _common.StageSummary(STAGE, n_tasks=len(tasks))
     args = [(t, config, refs, out, strict) for t in tasks]
-    for res in _common.map_tasks(extract_plate, args, workers, desc="extract"):
-        summary.n_skipped += res["skipped"]
-        summary.n_done += not res["skipped"]
-        summary.n_spectra += res["n_spectra"]
-        summary.n_failures += res["n_failures"]
-    if summary.n_skipped:
-        summary.n_failures = len(_common.read_failures(out, STAGE))
-    summary.seconds = time.perf_counter() - t0
+    for res in _common.map_tasks(extract_plate, args, workers, desc=STAGE):
+        summary.add(res)
+    summary.finish(out, t0)
     return summary

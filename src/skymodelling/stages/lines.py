@@ -1,0 +1,180 @@
+"""Stage lines: line strengths, continuum bands and broadband sky magnitudes.
+
+For every sky spectrum of every extract output, in one vectorised pass per
+camera of a plate (:mod:`skymodelling.spectral`):
+
+* the original's raw measures (``<NAME>_SUM``: flux summed over the nearest
+  pixel +/- 5; ``<NAME>_MEAN3``: mean over +/- 1 pixel);
+* continuum-subtracted integrated line fluxes with 1-sigma errors
+  (``<NAME>_FLUX``, ``<NAME>_FLUX_ERR``) and continuum-band means with errors
+  (``<NAME>_CONT``, ``<NAME>_CONT_ERR``), with flags (``<NAME>_FLAG``);
+* surface brightness in SDSS ugriz (AB) and Bessell UBVRI (Vega) where the
+  camera covers the band (``MAG_FLAG`` marks the others).
+
+Output: ``OUT/lines/<plate4>/lines-<plate4>-<mjd5>.fits``, HDU1 ``LINES``, one
+row per row of the extract META table, in the same order (docs/lines.md).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+from ..config import Config
+from ..errors import BossFileError, SkyModellingError
+from ..io.fitsutil import open_fits, write_hdus
+from ..spectral.features import load_features, measure_features
+from ..spectral.photometry import BANDS, sky_magnitudes
+from . import _common
+from .extract import FLUX_UNIT
+from .extract import output_path as extract_output
+
+log = logging.getLogger(__name__)
+
+STAGE = "lines"
+KEY_COLUMNS = ("PLATE", "MJD", "IMG", "CAMERA", "FIB", "ROW")
+LINE_FLUX_UNIT = "10**-17 erg s-1 cm-2"
+
+
+def output_path(out, plate: int, mjd: int) -> Path:
+    """Where the lines stage writes plate ``plate`` observed on ``mjd``."""
+    return Path(out) / STAGE / f"{plate:04d}" / f"lines-{plate:04d}-{mjd:05d}.fits"
+
+
+def column_units(features: Table) -> dict[str, str]:
+    """Units of the measurement columns."""
+    units = {}
+    for name in np.asarray(features["NAME"]).astype(str):
+        units[f"{name}_SUM"] = FLUX_UNIT
+        units[f"{name}_MEAN3"] = FLUX_UNIT
+        units[f"{name}_FLUX"] = units[f"{name}_FLUX_ERR"] = LINE_FLUX_UNIT
+        units[f"{name}_CONT"] = units[f"{name}_CONT_ERR"] = FLUX_UNIT
+    for band, _, _ in BANDS:
+        units[band] = "mag arcsec-2"
+    return units
+
+
+def measure_block(wave, flux, ivar, arm: str, features: Table, *, area_arcsec2: float,
+                  min_coverage: float) -> dict[str, np.ndarray]:
+    """All measurements of the spectra of one camera (pure: arrays in, columns out)."""
+    cols = measure_features(wave, flux, ivar, features, arm)
+    cols.update(sky_magnitudes(wave, flux, ivar, area_arcsec2=area_arcsec2,
+                               min_coverage=min_coverage))
+    return cols
+
+
+def _empty_columns(features: Table, n: int) -> dict[str, np.ndarray]:
+    """Every measurement column, NaN (flags 0), for ``n`` rows."""
+    cols = {}
+    for row in features:
+        name = str(row["NAME"])
+        kinds = ("SUM", "FLUX", "FLUX_ERR") if str(row["KIND"]) == "line" else (
+            "MEAN3", "CONT", "CONT_ERR")
+        for k in kinds:
+            cols[f"{name}_{k}"] = np.full(n, np.nan)
+        cols[f"{name}_FLAG"] = np.zeros(n, dtype=np.int16)
+    for band, _, _ in BANDS:
+        cols[band] = np.full(n, np.nan)
+    cols["MAG_FLAG"] = np.zeros(n, dtype=np.int16)
+    return cols
+
+
+def lines_table(path: Path, config: Config) -> Table:
+    """Measure every spectrum of one extract output file; one row per META row."""
+    cfg = config.lines
+    features = load_features(cfg.line_list)
+    with open_fits(path) as hdul:
+        meta = Table.read(hdul["META"], unit_parse_strict="silent", mask_invalid=False)
+        n = len(meta)
+        cols = _empty_columns(features, n)
+        cameras = np.asarray(meta["CAMERA"]).astype(str)
+        for cam in sorted(set(cameras)):
+            sel = np.flatnonzero(cameras == cam)
+            try:
+                wave = np.asarray(hdul[f"{cam.upper()}_WAVE"].data, dtype=float)
+                flux = np.asarray(hdul[f"{cam.upper()}_FLUX"].data, dtype=float)
+                ivar = np.asarray(hdul[f"{cam.upper()}_IVAR"].data, dtype=float)
+            except KeyError as exc:
+                raise BossFileError(path, f"no {exc.args[0]} HDU for camera {cam}") from exc
+            rows = np.asarray(meta["ROW"])[sel]
+            got = measure_block(wave[rows], flux[rows], ivar[rows], cam[0], features,
+                                area_arcsec2=cfg.fiber_area_arcsec2,
+                                min_coverage=cfg.min_coverage)
+            for name, values in got.items():
+                cols[name][sel] = values
+    table = Table({k: meta[k] for k in KEY_COLUMNS})
+    for name, values in cols.items():
+        table[name] = values
+    return table
+
+
+def _input_signature(path: Path) -> dict:
+    info = _common.marker_info(path)
+    return {"file": path.name, "size": info.get("size"), "config": info.get("config")}
+
+
+def lines_plate(task) -> dict:
+    """Run the stage on one extract output (a worker task)."""
+    source, config, out, strict = task
+    t0 = time.perf_counter()
+    header = fits.getheader(source)
+    plate, mjd = int(header["PLATE"]), int(header["MJD"])
+    failures = _common.FailureLog(STAGE, plate, mjd)
+    target = output_path(out, plate, mjd)
+    digest = config.digest(STAGE)
+    inputs = _input_signature(source)
+    summary = {"plate": plate, "mjd": mjd, "n_spectra": 0, "skipped": False, "n_failures": 0,
+               "seconds": 0.0}
+    if _common.is_complete(target, digest) and \
+            _common.marker_info(target).get("inputs") == inputs:
+        summary.update(skipped=True, n_spectra=_common.marker_info(target).get("n_spectra", 0))
+        return summary
+    _common.invalidate(target)
+    try:
+        table = lines_table(source, config)
+    except (BossFileError, SkyModellingError) as exc:
+        if strict:
+            raise
+        failures.add(str(exc), file=source)
+        failures.write(out)
+        summary["n_failures"] = 1
+        return summary
+    from .extract import table_hdu
+
+    features = load_features(config.lines.line_list)
+    hdu = table_hdu(table, "LINES", column_units(features))
+    primary = _common.primary_hdu(STAGE, config, PLATE=plate, MJD=mjd, NSPEC=len(table),
+                                  FIBAREA=(config.lines.fiber_area_arcsec2,
+                                           "fibre solid angle, arcsec2"))
+    write_hdus(target, [primary, hdu])
+    _common.mark_complete(target, digest, n_spectra=len(table), inputs=inputs)
+    failures.write(out)
+    summary.update(n_spectra=len(table), seconds=time.perf_counter() - t0)
+    return summary
+
+
+def run_lines(out, config: Config | None = None, *, workers: int = 1,
+              strict: bool = False) -> _common.StageSummary:
+    """Measure every complete extract output under ``out``."""
+    config = config or Config()
+    t0 = time.perf_counter()
+    out = Path(out)
+    _common.remove_stale_parts(out / STAGE)
+    sources = [p for p in sorted((out / "extract").glob("*/sky-*.fits"))
+               if _common.marker_path(p).is_file()]
+    if not sources:
+        raise SkyModellingError(f"{out}: no complete extract output (run skymodelling extract)")
+    load_features(config.lines.line_list)  # fail early on a bad line list
+    summary = _common.StageSummary(STAGE, n_tasks=len(sources))
+    tasks = [(p, config, out, strict) for p in sources]
+    for res in _common.map_tasks(lines_plate, tasks, workers, desc=STAGE):
+        summary.add(res)
+    summary.finish(out, t0)
+    return summary
+
+
+__all__ = ["run_lines", "lines_table", "measure_block", "output_path", "extract_output"]
