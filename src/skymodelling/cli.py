@@ -74,6 +74,32 @@ def _cmd_extract(args) -> int:
     return 0
 
 
+def _cmd_enrich(args) -> int:
+    from .config import load_config
+    from .stages.enrich import run_enrich
+
+    summary = run_enrich(args.out, load_config(args.config), clouds=args.clouds,
+                         workers=args.workers, plates=args.plates, strict=args.strict)
+    print(summary.describe())
+    if summary.n_failures:
+        print(f"problems are listed in {args.out}/failures/", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_lines(args) -> int:
+    from .config import load_config
+    from .stages.lines import run_lines
+
+    config = load_config(args.config).replace("lines", line_list=args.line_list)
+    summary = run_lines(args.out, config, workers=args.workers, strict=args.strict)
+    print(summary.describe())
+    if summary.n_failures:
+        print(f"problems are listed in {args.out}/failures/", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -123,6 +149,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
     p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser("enrich", help="observing conditions of every extracted sky spectrum")
+    p.add_argument("out", help="output folder of skymodelling extract")
+    p.add_argument("--clouds", default=None, metavar="FILE",
+                   help="photometricity table (FITS or CSV: STARTTAI, ENDTAI, PHOTOMETRIC); "
+                        "without it PHOTO is 0.5")
+    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
+    p.add_argument("--plates", type=_plates, default=None, help="only these plates: P1,P2,...")
+    p.add_argument("--config", default=None, help="JSON configuration file")
+    p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    p.set_defaults(func=_cmd_enrich)
+
+    p = sub.add_parser("lines", help="line strengths, continuum bands and sky magnitudes")
+    p.add_argument("out", help="output folder of skymodelling extract")
+    p.add_argument("--line-list", default=None, metavar="FILE",
+                   help="feature list (CSV; default: the bundled data/sky_features.csv)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
+    p.add_argument("--config", default=None, help="JSON configuration file")
+    p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    p.set_defaults(func=_cmd_lines)
 
     p = sub.add_parser("inspect", help="say what a BOSS file is and what it holds")
     p.add_argument("path", help="spPlate, spFrame, spCFrame, spFluxcalib or platelist file")

@@ -1,6 +1,8 @@
 """Read the outputs of the pipeline: :func:`open_dataset`."""
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +12,8 @@ from astropy.table import Table, vstack
 
 from .errors import SkyModellingError
 from .stages import _common
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -31,6 +35,59 @@ class Spectrum:
         return self.IVAR > 0
 
 
+def _with_conditions(meta: Table, path: Path, out: Path) -> Table:
+    """``meta`` with the enrich columns of its plate file joined, when they exist.
+
+    The enrich output must be complete, made from this very META (its marker
+    records the META checksum) and list the same rows in the same order.
+    """
+    from .stages import enrich
+
+    m = re.fullmatch(r"sky-(\d+)-(\d+)\.fits", path.name)
+    if not m:
+        return meta
+    cond_path = enrich.output_path(out, int(m.group(1)), int(m.group(2)))
+    info = _common.marker_info(cond_path)
+    if not cond_path.is_file() or info.get("size") != cond_path.stat().st_size:
+        return meta
+    with fits.open(path, memmap=True) as hdul:
+        checksum = enrich.meta_checksum(hdul["META"])
+    if info.get("inputs", {}).get("extract_meta") != checksum:
+        log.info("%s: made from another extract output; not joined", cond_path)
+        return meta
+    return _join_rows(meta, enrich.read_conditions(cond_path), enrich.KEY_COLUMNS, cond_path)
+
+
+def _join_rows(meta: Table, extra: Table, keys, source: Path) -> Table:
+    """Add the columns of ``extra`` to ``meta`` if both list the same rows in the same order."""
+    if len(extra) != len(meta) or any(np.any(np.asarray(extra[k]) != np.asarray(meta[k]))
+                                      for k in keys):
+        log.info("%s: rows do not match the extract META; not joined", source)
+        return meta
+    for name in extra.colnames:
+        if name not in keys:
+            meta[name] = extra[name]
+    return meta
+
+
+def _with_lines(meta: Table, path: Path, out: Path) -> Table:
+    """``meta`` with the lines-stage columns of its plate file, when complete and current."""
+    from .stages import lines
+
+    m = re.fullmatch(r"sky-(\d+)-(\d+)\.fits", path.name)
+    if not m:
+        return meta
+    lines_path = lines.output_path(out, int(m.group(1)), int(m.group(2)))
+    info = _common.marker_info(lines_path)
+    if not lines_path.is_file() or info.get("size") != lines_path.stat().st_size:
+        return meta
+    if info.get("inputs") != lines.input_signature(path):
+        log.info("%s: made from another extract output; not joined", lines_path)
+        return meta
+    table = Table.read(lines_path, hdu="LINES", unit_parse_strict="silent", mask_invalid=False)
+    return _join_rows(meta, table, lines.KEY_COLUMNS, lines_path)
+
+
 class Dataset:
     """The extracted sky spectra of an output folder.
 
@@ -38,7 +95,9 @@ class Dataset:
     ----------
     meta : astropy.table.Table
         One row per sky spectrum (every complete plate file), with the raw
-        metadata columns and ``FILE`` (index into :attr:`files`).
+        metadata columns and ``FILE`` (index into :attr:`files`); after
+        ``skymodelling enrich``, also the observing conditions of
+        docs/enrich.md (masked for plate files not enriched).
     files : list of pathlib.Path
     """
 
@@ -50,6 +109,8 @@ class Dataset:
             if not _common.marker_path(path).is_file():
                 continue  # not known complete
             meta = Table.read(path, hdu="META", unit_parse_strict="silent", mask_invalid=False)
+            meta = _with_conditions(meta, path, self.out)
+            meta = _with_lines(meta, path, self.out)
             meta["FILE"] = np.full(len(meta), len(self.files), dtype=np.int32)
             self.files.append(path)
             metas.append(meta)

@@ -36,7 +36,8 @@ def run_demo(folder, seed: int = 1) -> int:
         print(summary.describe())
     _summarise_tree(raw)
     _run_extract(raw, folder / "out")
-    return 0
+    code = _run_enrich(folder / "out")
+    return max(code, _run_lines(folder / "out"))
 
 
 def _summarise_tree(raw: Path) -> None:
@@ -74,3 +75,39 @@ def _run_extract(raw: Path, out: Path) -> None:
               f"{np.median(spec.FLUX[good]):.2f} x 1e-17 erg/s/cm2/A, "
               f"{good.mean():.0%} of pixels usable")
     print("  read them with: skymodelling.open_dataset(" f"'{out}')")
+
+
+def _run_enrich(out: Path) -> int:
+    import numpy as np
+
+    from .dataset import open_dataset
+    from .stages.enrich import run_enrich
+
+    print(f"\nenrich: observing conditions into {out / 'enrich'} ...", flush=True)
+    summary = run_enrich(out)
+    print(summary.describe())
+    meta = open_dataset(out).meta
+    for name, unit in (("MOON_ALT", "deg"), ("MOON_ILL", ""), ("SUN_ALT", "deg"),
+                       ("ZODI", "S10"), ("ISL", "S10"), ("SOLARFLUX", "sfu")):
+        values = np.asarray(meta[name], dtype=float)
+        print(f"  {name:<10} {np.nanmin(values):8.2f} to {np.nanmax(values):8.2f} {unit}")
+    return 1 if summary.n_failures else 0
+
+
+def _run_lines(out: Path) -> int:
+    import numpy as np
+
+    from .dataset import open_dataset
+    from .stages.lines import run_lines
+
+    print(f"\nlines: line strengths, continuum bands, sky magnitudes into {out / 'lines'} ...",
+          flush=True)
+    summary = run_lines(out)
+    print(summary.describe())
+    meta = open_dataset(out).meta
+    for name, unit in (("OI5577_FLUX", "1e-17 erg/s/cm2"), ("OI6300_FLUX", "1e-17 erg/s/cm2"),
+                       ("NAD_FLUX", "1e-17 erg/s/cm2"), ("SDSS_G", "mag/arcsec2"),
+                       ("SDSS_I", "mag/arcsec2")):
+        values = np.asarray(meta[name], dtype=float)
+        print(f"  {name:<12} median {np.nanmedian(values):8.2f} {unit}")
+    return 1 if summary.n_failures else 0

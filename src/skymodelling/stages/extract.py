@@ -541,6 +541,26 @@ META_UNITS = {name: unit for name, _dtype, unit, _src in META_COLUMNS if unit}
 
 # --------------------------------------------------------------- the stage
 
+#: platelist columns kept in ``OUT/platelist.fits`` for the merge stage's quality cuts.
+PLATELIST_COLUMNS = ("PLATE", "MJD", "RUN2D", "PLATEQUALITY", "PLATESN2", "QUALCOMMENTS",
+                     "PROGRAMNAME", "SURVEY")
+
+
+def copy_platelist(raw, out) -> Path | None:
+    """Keep the plate list's quality columns in ``OUT/platelist.fits`` (None if RAW has none)."""
+    from ..io.platelist import read_platelist, write_platelist
+
+    path = paths.find_platelist(raw)
+    if path is None:
+        log.warning("%s: no platelist.fits; merge cannot apply PLATEQUALITY", raw)
+        return None
+    table = read_platelist(path)
+    keep = [c for c in PLATELIST_COLUMNS if c in table.colnames]
+    target = Path(out) / "platelist.fits"
+    write_platelist(target, table[keep])
+    return target
+
+
 def run_extract(raw, out, config: Config | None = None, *, workers: int = 1, plates=None,
                 strict: bool = False) -> _common.StageSummary:
     """Extract every sky fibre of every coadded exposure under ``raw`` into ``out``.
@@ -568,6 +588,7 @@ def run_extract(raw, out, config: Config | None = None, *, workers: int = 1, pla
     if not tasks:
         raise SkyModellingError(f"{raw}: no plate folder found (expected RAW/<run2d>/<plate>/)")
     refs = load_reference(raw, config) if config.extract.calibration == "fixed" else None
+    copy_platelist(raw, out)
     summary = _common.StageSummary(STAGE, n_tasks=len(tasks))
     args = [(t, config, refs, out, strict) for t in tasks]
     for res in _common.map_tasks(extract_plate, args, workers, desc=STAGE):

@@ -112,7 +112,8 @@ def lines_table(path: Path, config: Config) -> Table:
     return table
 
 
-def _input_signature(path: Path) -> dict:
+def input_signature(path: Path) -> dict:
+    """What identifies the extract output a lines file was made from."""
     info = _common.marker_info(path)
     return {"file": path.name, "size": info.get("size"), "config": info.get("config")}
 
@@ -126,7 +127,7 @@ def lines_plate(task) -> dict:
     failures = _common.FailureLog(STAGE, plate, mjd)
     target = output_path(out, plate, mjd)
     digest = config.digest(STAGE)
-    inputs = _input_signature(source)
+    inputs = input_signature(source)
     summary = {"plate": plate, "mjd": mjd, "n_spectra": 0, "skipped": False, "n_failures": 0,
                "seconds": 0.0}
     if _common.is_complete(target, digest) and \
