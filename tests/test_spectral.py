@@ -101,6 +101,10 @@ def test_raw_measures_are_the_originals():
     assert raw_window(wave, flux, 5500.0, 5, "sum")[0] == flux[0, i - 5:i + 6].sum()
     assert raw_window(wave, flux, 5500.0, 1, "mean")[0] == flux[0, i - 1:i + 2].mean()
     assert np.isnan(raw_window(wave, flux, 6500.0, 5)[0])
+    ivar = np.ones_like(flux)
+    ivar[0, i + 3] = 0  # the original set masked pixels to NaN before summing
+    assert np.isnan(raw_window(wave, flux, 5500.0, 5, "sum", ivar)[0])
+    assert np.isfinite(raw_window(wave, flux, 5500.0, 1, "mean", ivar)[0])
 
 
 def test_bundled_feature_list_is_vacuum():

@@ -100,6 +100,17 @@ def _cmd_lines(args) -> int:
     return 0
 
 
+def _cmd_merge(args) -> int:
+    from .config import load_config
+    from .stages.merge import run_merge
+
+    config = load_config(args.config)
+    if args.exclude_plates is not None:
+        config = config.replace("merge", exclude_plates=tuple(args.exclude_plates))
+    run_merge(args.out, config, platelist=args.platelist)
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -169,6 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
     p.set_defaults(func=_cmd_lines)
+
+    p = sub.add_parser("merge", help="one catalogue (all, good, clean, removed) in FITS and "
+                                     "Parquet")
+    p.add_argument("out", help="output folder of the earlier stages")
+    p.add_argument("--exclude-plates", type=_plates, default=None, metavar="P1,P2",
+                   help="plates to leave out of the good catalogue")
+    p.add_argument("--platelist", default=None,
+                   help="platelist with PLATEQUALITY (default: OUT/platelist.fits)")
+    p.add_argument("--config", default=None, help="JSON configuration file")
+    p.set_defaults(func=_cmd_merge)
 
     p = sub.add_parser("inspect", help="say what a BOSS file is and what it holds")
     p.add_argument("path", help="spPlate, spFrame, spCFrame, spFluxcalib or platelist file")

@@ -142,12 +142,34 @@ class LinesConfig:
 
 
 @dataclass(frozen=True)
+class MergeConfig:
+    """Settings of ``skymodelling merge``.
+
+    Attributes
+    ----------
+    exclude_plates : tuple of int
+        Plates left out of the ``good`` catalogue (besides those the platelist
+        marks bad), e.g. special programmes or plates known to be compromised.
+    """
+
+    exclude_plates: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        try:
+            plates = tuple(sorted({int(p) for p in self.exclude_plates}))
+        except (TypeError, ValueError) as exc:
+            raise SkyModellingError(f"exclude_plates must be plate numbers ({exc})") from exc
+        object.__setattr__(self, "exclude_plates", plates)
+
+
+@dataclass(frozen=True)
 class Config:
     """All stage settings."""
 
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     lines: LinesConfig = field(default_factory=LinesConfig)
+    merge: MergeConfig = field(default_factory=MergeConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -37,7 +37,12 @@ def run_demo(folder, seed: int = 1) -> int:
     _summarise_tree(raw)
     _run_extract(raw, folder / "out")
     code = _run_enrich(folder / "out")
-    return max(code, _run_lines(folder / "out"))
+    code = max(code, _run_lines(folder / "out"))
+    from .stages.merge import run_merge
+
+    print(f"\nmerge: the catalogue into {folder / 'out' / 'merge'} ...", flush=True)
+    run_merge(folder / "out")
+    return code
 
 
 def _summarise_tree(raw: Path) -> None:

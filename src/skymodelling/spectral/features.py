@@ -95,16 +95,21 @@ def nearest_pixel(wave: np.ndarray, w0: float) -> np.ndarray:
     return np.where(left_closer, idx - 1, idx)
 
 
-def raw_window(wave, flux, w0: float, half: int, reduce: str = "sum") -> np.ndarray:
+def raw_window(wave, flux, w0: float, half: int, reduce: str = "sum",
+               ivar=None) -> np.ndarray:
     """The original's raw measure: sum (or mean) of ``flux`` over nearest pixel +/- ``half``.
 
-    NaN where the window leaves the spectrum.
+    NaN where the window leaves the spectrum, or (given ``ivar``) touches a
+    masked pixel: the original set masked pixels to NaN before summing.
     """
     idx = nearest_pixel(wave, w0)
     offsets = np.arange(-half, half + 1)
     cols = idx[:, None] + offsets[None, :]
     ok = (cols >= 0) & (cols < wave.shape[1])
-    vals = np.take_along_axis(flux, np.clip(cols, 0, wave.shape[1] - 1), axis=1)
+    safe = np.clip(cols, 0, wave.shape[1] - 1)
+    vals = np.take_along_axis(flux, safe, axis=1)
+    if ivar is not None:
+        vals = np.where(np.take_along_axis(ivar, safe, axis=1) > 0, vals, np.nan)
     out = vals.sum(axis=1) if reduce == "sum" else vals.mean(axis=1)
     covered = ok.all(axis=1) & (wave[:, 0] <= w0) & (wave[:, -1] >= w0)
     return np.where(covered, out, np.nan)
@@ -197,12 +202,12 @@ def measure_features(wave, flux, ivar, features: Table, arm: str) -> dict[str, n
             continue
         name, w0 = str(row["NAME"]), float(row["WAVE"])
         if str(row["KIND"]) == "line":
-            out[f"{name}_SUM"] = raw_window(wave, flux, w0, 5, "sum")
+            out[f"{name}_SUM"] = raw_window(wave, flux, w0, 5, "sum", ivar)
             value, error, flag = line_flux(wave, flux, ivar, w0, float(row["HALF_WIDTH"]),
                                            float(row["SIDE_INNER"]), float(row["SIDE_OUTER"]))
             out[f"{name}_FLUX"], out[f"{name}_FLUX_ERR"] = value, error
         else:
-            out[f"{name}_MEAN3"] = raw_window(wave, flux, w0, 1, "mean")
+            out[f"{name}_MEAN3"] = raw_window(wave, flux, w0, 1, "mean", ivar)
             value, error, flag = band_mean(wave, flux, ivar, w0, float(row["HALF_WIDTH"]))
             out[f"{name}_CONT"], out[f"{name}_CONT_ERR"] = value, error
         out[f"{name}_FLAG"] = flag

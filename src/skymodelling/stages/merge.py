@@ -1,0 +1,253 @@
+"""Stage merge: one catalogue of every sky spectrum, with quality cuts and their record.
+
+Joins, row by row, the extract metadata, the enrich conditions and the lines
+measurements of every plate (:func:`skymodelling.open_dataset`) and writes,
+in ``OUT/merge/``, in FITS and Parquet:
+
+* ``all``: every spectrum;
+* ``good``: without plates marked ``bad`` in the platelist (PLATEQUALITY) and
+  without the configured excluded plates;
+* ``clean``: ``good`` without spectra whose line measurements are all zero or
+  non-finite;
+* ``removed``: every row of ``all`` not in ``clean``, with a REASON column.
+
+Every row of ``all`` is in exactly one of ``clean`` and ``removed``.  File
+names carry no date: the date, the package version and the configuration are
+in the headers (FITS) and the schema metadata (Parquet).
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+from .. import __version__
+from .._atomic import atomic_path
+from ..config import Config
+from ..errors import SkyModellingError
+from ..io.fitsutil import write_hdus
+from . import _common
+
+log = logging.getLogger(__name__)
+
+STAGE = "merge"
+PRODUCTS = ("all", "good", "clean", "removed")
+REASON_BAD = "plate marked bad in the platelist (PLATEQUALITY)"
+REASON_EXCLUDED = "plate excluded by configuration (exclude_plates)"
+REASON_NO_LINES = "no line measurement is finite and non-zero"
+
+
+def plate_quality(meta: Table, platelist: Table | None) -> np.ndarray:
+    """PLATEQUALITY of every row's (PLATE, MJD) ('unknown' when not listed)."""
+    quality = np.full(len(meta), "unknown", dtype="U16")
+    if platelist is None or len(meta) == 0:
+        return quality
+    lookup = {(int(p), int(m)): str(q).strip() for p, m, q in
+              zip(platelist["PLATE"], platelist["MJD"], platelist["PLATEQUALITY"], strict=True)}
+    keys = np.column_stack([np.asarray(meta["PLATE"]), np.asarray(meta["MJD"])])
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    values = np.array([lookup.get((int(p), int(m)), "unknown") for p, m in uniq], dtype="U16")
+    return values[inverse.ravel()]
+
+
+def line_measure_columns(meta: Table) -> list[str]:
+    """The line-measurement columns (raw sums and integrated fluxes)."""
+    return [c for c in meta.colnames if c.endswith(("_SUM", "_FLUX"))]
+
+
+def has_line_measure(meta: Table) -> np.ndarray:
+    """True where at least one line measurement of the row is finite and non-zero."""
+    cols = line_measure_columns(meta)
+    if not cols:
+        raise SkyModellingError("no line measurement columns: run skymodelling lines first")
+    values = np.column_stack([np.asarray(meta[c], dtype=float) for c in cols])
+    return np.any(np.isfinite(values) & (values != 0), axis=1)
+
+
+def select(meta: Table, platelist: Table | None, exclude_plates=()) -> dict[str, np.ndarray]:
+    """The cuts, as boolean masks over ``meta`` and a REASON per row ('' when kept).
+
+    Returns ``{"good": mask, "clean": mask, "reason": str array}``; the first
+    reason that applies is recorded (bad plate, excluded plate, no line measure).
+    """
+    quality = plate_quality(meta, platelist)
+    bad = np.char.lower(quality) == "bad"
+    excluded = np.isin(np.asarray(meta["PLATE"]), np.asarray(list(exclude_plates), dtype=int))
+    no_lines = ~has_line_measure(meta)
+    reason = np.where(bad, REASON_BAD, np.where(excluded, REASON_EXCLUDED,
+                                                 np.where(no_lines, REASON_NO_LINES, "")))
+    good = ~bad & ~excluded
+    return {"good": good, "clean": good & ~no_lines, "reason": reason.astype("U64"),
+            "quality": quality}
+
+
+def counts(meta: Table) -> dict[str, int]:
+    """Plates, exposures, nights and spectra of a table."""
+    if len(meta) == 0:
+        return {"plates": 0, "exposures": 0, "nights": 0, "spectra": 0}
+    return {"plates": len(np.unique(np.column_stack([meta["PLATE"], meta["MJD"]]), axis=0)),
+            "exposures": len(np.unique(np.asarray(meta["IMG"]))),
+            "nights": len(np.unique(np.asarray(meta["MJD"]))),
+            "spectra": len(meta)}
+
+
+def _units(meta: Table) -> dict[str, str]:
+    """Each column's unit as a FITS unit string (BOSS's inHg, mph kept as written)."""
+    units = {}
+    for name in meta.colnames:
+        unit = getattr(meta[name], "unit", None)
+        if unit is None:
+            continue
+        try:
+            units[name] = unit.to_string("fits")
+        except (ValueError, AttributeError):
+            units[name] = str(unit)
+    return units
+
+
+def _plain(meta: Table) -> Table:
+    """A copy without units and masks (units travel in TUNIT / field metadata)."""
+    out = Table()
+    for name in meta.colnames:
+        col = meta[name]
+        data = np.ma.getdata(col) if isinstance(col, np.ma.MaskedArray) else np.asarray(col)
+        out[name] = np.asarray(data)
+    return out
+
+
+def _header_cards(config: Config, product: str, stats: dict) -> list[tuple]:
+    cards = _common.provenance_cards(STAGE, config)
+    cards += [("PRODUCT", product, "all, good, clean or removed"),
+              ("DATE", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+               "UTC date the catalogue was written"),
+              ("NPLATES", stats["plates"], "plate-MJDs"), ("NEXPOSUR", stats["exposures"],
+                                                           "exposures"),
+              ("NNIGHTS", stats["nights"], "nights (MJDs)"), ("NSPECTRA", stats["spectra"],
+                                                              "spectra")]
+    return cards
+
+
+def write_fits(path: Path, table: Table, units: dict, cards: list[tuple]) -> None:
+    from .extract import table_hdu
+
+    primary = fits.PrimaryHDU()
+    for key, value, comment in cards:
+        primary.header[key] = (value, comment)
+    write_hdus(path, [primary, table_hdu(_plain(table), "CATALOG", units)])
+
+
+def write_parquet(path: Path, table: Table, units: dict, cards: list[tuple]) -> None:
+    """Parquet with each column's unit in its field metadata and the provenance in the schema."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    plain = _plain(table)
+    fields, arrays = [], []
+    for name in plain.colnames:
+        arr = np.asarray(plain[name])
+        if arr.ndim > 1:
+            arr = list(arr)
+        array = pa.array(arr)
+        meta = {"unit": units[name]} if name in units else None
+        fields.append(pa.field(name, array.type, metadata=meta))
+        arrays.append(array)
+    schema = pa.schema(fields, metadata={k: str(v) for k, v, _ in cards})
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_arrays(arrays, schema=schema), tmp)
+
+
+def _inputs_digest(out: Path, platelist_path: Path | None, exclude: tuple) -> str:
+    """Fingerprint of everything the catalogue is made from."""
+    parts = []
+    for stage in ("extract", "enrich", "lines"):
+        for marker in sorted((out / stage).glob("*/*.done")):
+            parts.append(f"{marker.relative_to(out)}:{marker.read_text()}")
+    if platelist_path is not None and platelist_path.is_file():
+        parts.append(f"platelist:{platelist_path.stat().st_size}:{platelist_path.stat().st_mtime_ns}")
+    parts.append(f"exclude:{sorted(exclude)}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def run_merge(out, config: Config | None = None, *, platelist=None,
+              verbose: bool = True) -> dict[str, dict[str, int]]:
+    """Write the catalogue products of ``out``; return the counts of each product.
+
+    Parameters
+    ----------
+    out : path-like
+        Output folder of the earlier stages.
+    config : Config, optional
+        ``config.merge.exclude_plates`` lists plates to leave out of ``good``.
+    platelist : path-like, optional
+        Plate list with PLATEQUALITY (default: ``OUT/platelist.fits``, copied by
+        extract from the reduction tree).
+    """
+    from ..dataset import open_dataset
+    from ..io.platelist import read_platelist
+
+    config = config or Config()
+    t0 = time.perf_counter()
+    out = Path(out)
+    exclude = tuple(int(p) for p in config.merge.exclude_plates)
+    platelist_path = Path(platelist) if platelist else out / "platelist.fits"
+    folder = out / STAGE
+    digest = _inputs_digest(out, platelist_path if platelist_path.exists() else None, exclude)
+    targets = [folder / f"{p}.{ext}" for p in PRODUCTS for ext in ("fits", "parquet")]
+    summary_path = folder / "counts.json"
+    if all(_common.is_complete(t, config.digest(STAGE)) and
+           _common.marker_info(t).get("inputs") == digest for t in targets):
+        log.info("merge: catalogue is up to date")
+        return json.loads(summary_path.read_text())
+    for t in targets:
+        _common.invalidate(t)
+    if platelist_path.exists():
+        table = read_platelist(platelist_path)
+    elif platelist:
+        raise SkyModellingError(f"{platelist_path}: no such platelist")
+    else:
+        log.warning("%s: no platelist; PLATEQUALITY unknown, no plate is cut as bad",
+                    platelist_path)
+        table = None
+    meta = open_dataset(out).meta
+    if "FILE" in meta.colnames:
+        files = open_dataset(out).files
+        meta["SKYFILE"] = np.array([str(files[i].relative_to(out)) for i in meta["FILE"]])
+        meta.remove_column("FILE")
+    cuts = select(meta, table, exclude)
+    meta["PLATEQUALITY"] = cuts["quality"]
+    products = {"all": meta, "good": meta[cuts["good"]], "clean": meta[cuts["clean"]]}
+    removed = meta[~cuts["clean"]]
+    removed["REASON"] = cuts["reason"][~cuts["clean"]]
+    products["removed"] = removed
+    units = _units(meta)
+    stats = {name: counts(t) for name, t in products.items()}
+    for name, product in products.items():
+        cards = _header_cards(config, name, stats[name])
+        for ext, writer in (("fits", write_fits), ("parquet", write_parquet)):
+            target = folder / f"{name}.{ext}"
+            writer(target, product, units, cards)
+            _common.mark_complete(target, config.digest(STAGE), inputs=digest)
+    from .._atomic import write_text_atomic
+
+    write_text_atomic(summary_path, json.dumps(stats, indent=1))
+    if verbose:
+        print(describe_counts(stats))
+        print(f"merge: catalogue in {folder} ({time.perf_counter() - t0:.1f} s)")
+    return stats
+
+
+def describe_counts(stats: dict) -> str:
+    """A small table of plates, exposures, nights and spectra per product."""
+    lines = [f"{'':10s} {'plates':>8s} {'exposures':>10s} {'nights':>8s} {'spectra':>10s}"]
+    for name in PRODUCTS:
+        c = stats[name]
+        lines.append(f"{name:10s} {c['plates']:8d} {c['exposures']:10d} {c['nights']:8d} "
+                     f"{c['spectra']:10d}")
+    return "\n".join(lines)
