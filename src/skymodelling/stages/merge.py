@@ -28,7 +28,6 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
-from .. import __version__
 from .._atomic import atomic_path
 from ..config import Config
 from ..errors import SkyModellingError
