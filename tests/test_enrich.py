@@ -141,7 +141,7 @@ def enriched(sim_tree, tmp_path_factory, clouds_csv):
 
 def test_stage_outputs_and_headers(enriched):
     out, summary = enriched
-    assert summary.n_done == 2 and summary.n_failures == 0 and summary.n_rows > 0
+    assert summary.n_done == 2 and summary.n_failures == 0 and summary.n_spectra > 0
     files = sorted((out / "enrich").glob("*/cond-*.fits"))
     assert len(files) == 2
     with fits.open(files[0]) as hdul:

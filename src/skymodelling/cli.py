@@ -58,6 +58,15 @@ def _plates(text: str) -> list[int]:
             f"expected plate numbers like 3985,4055, got {text}") from None
 
 
+def _report(summary, out) -> int:
+    """Print a stage summary; exit code 1 when problems were recorded."""
+    print(summary.describe())
+    if summary.n_failures:
+        print(f"problems are listed in {out}/failures/", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_extract(args) -> int:
     from .config import load_config
     from .stages.extract import run_extract
@@ -67,11 +76,7 @@ def _cmd_extract(args) -> int:
         reference_expid=args.reference_expid)
     summary = run_extract(args.raw, args.out, config, workers=args.workers, plates=args.plates,
                           strict=args.strict)
-    print(summary.describe())
-    if summary.n_failures:
-        print(f"problems are listed in {args.out}/failures/", file=sys.stderr)
-        return 1
-    return 0
+    return _report(summary, args.out)
 
 
 def _cmd_enrich(args) -> int:
@@ -80,11 +85,7 @@ def _cmd_enrich(args) -> int:
 
     summary = run_enrich(args.out, load_config(args.config), clouds=args.clouds,
                          workers=args.workers, plates=args.plates, strict=args.strict)
-    print(summary.describe())
-    if summary.n_failures:
-        print(f"problems are listed in {args.out}/failures/", file=sys.stderr)
-        return 1
-    return 0
+    return _report(summary, args.out)
 
 
 def _cmd_lines(args) -> int:
@@ -93,11 +94,7 @@ def _cmd_lines(args) -> int:
 
     config = load_config(args.config).replace("lines", line_list=args.line_list)
     summary = run_lines(args.out, config, workers=args.workers, strict=args.strict)
-    print(summary.describe())
-    if summary.n_failures:
-        print(f"problems are listed in {args.out}/failures/", file=sys.stderr)
-        return 1
-    return 0
+    return _report(summary, args.out)
 
 
 def _cmd_merge(args) -> int:

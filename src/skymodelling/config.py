@@ -142,6 +142,51 @@ class LinesConfig:
 
 
 @dataclass(frozen=True)
+class MeanConfig:
+    """Settings of ``skymodelling mean``.
+
+    Attributes
+    ----------
+    min_fibers : int
+        Fewest good sky fibres an exposure and camera needs for a mean; also
+        the NUSED below which a pixel is flagged FEWFIBERS.
+    clip_sigma : float
+        Pixels further than this many sigma from the mean across fibres are
+        rejected (sigma: the larger of the pixel's error and 1.4826 x MAD
+        across fibres).
+    clip_iterations : int
+        Rounds of sigma clipping (the first about the median).
+    fiber_clip : float
+        A fibre whose median normalised residual departs from the other
+        fibres' by more than this many robust sigmas is rejected whole.
+    weighting : {"fiber", "ivar"}
+        ``fiber``: each fibre's weight is one number, its typical inverse
+        variance relative to the median across fibres (unbiased when the
+        inverse variances are estimated from the noisy counts); ``ivar``: each
+        pixel's own inverse variance (biased low in the Poisson regime).
+    """
+
+    min_fibers: int = 10
+    clip_sigma: float = 4.0
+    clip_iterations: int = 3
+    fiber_clip: float = 5.0
+    weighting: str = "fiber"
+
+    def __post_init__(self):
+        if int(self.min_fibers) < 1:
+            raise SkyModellingError("min_fibers must be at least 1")
+        if not self.clip_sigma > 0 or not self.fiber_clip > 0:
+            raise SkyModellingError("clip_sigma and fiber_clip must be positive")
+        if int(self.clip_iterations) < 0:
+            raise SkyModellingError("clip_iterations must be 0 or more")
+        if self.weighting not in ("fiber", "ivar"):
+            raise SkyModellingError(
+                f"weighting must be 'fiber' or 'ivar', not {self.weighting!r}")
+        object.__setattr__(self, "min_fibers", int(self.min_fibers))
+        object.__setattr__(self, "clip_iterations", int(self.clip_iterations))
+
+
+@dataclass(frozen=True)
 class MergeConfig:
     """Settings of ``skymodelling merge``.
 
@@ -169,6 +214,7 @@ class Config:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     lines: LinesConfig = field(default_factory=LinesConfig)
+    mean: MeanConfig = field(default_factory=MeanConfig)
     merge: MergeConfig = field(default_factory=MergeConfig)
 
     def to_dict(self) -> dict:

@@ -289,7 +289,7 @@ def enrich_file(task_and_config) -> dict:
     task, config, phot, out, strict = task_and_config
     t0 = time.perf_counter()
     failures = _common.FailureLog(STAGE, task.plate, task.mjd)
-    summary = {"plate": task.plate, "mjd": task.mjd, "n_rows": 0, "skipped": False,
+    summary = {"plate": task.plate, "mjd": task.mjd, "n_spectra": 0, "skipped": False,
                "n_failures": 0, "seconds": 0.0}
     where = f"plate {task.plate} MJD {task.mjd}"
 
@@ -313,7 +313,7 @@ def enrich_file(task_and_config) -> dict:
     digest = config.digest(STAGE)
     if (_common.is_complete(target, digest)
             and _common.marker_info(target).get("inputs") == inputs):
-        summary.update(skipped=True, n_rows=_common.marker_info(target).get("n_rows", 0))
+        summary.update(skipped=True, n_spectra=_common.marker_info(target).get("n_rows", 0))
         return summary
     _common.invalidate(target)
     problems = []
@@ -340,32 +340,15 @@ def enrich_file(task_and_config) -> dict:
     write_hdus(target, [primary, table_hdu(plain, EXTNAME, UNITS)])
     _common.mark_complete(target, digest, n_rows=len(cond), inputs=inputs)
     failures.write(out)
-    summary.update(n_rows=len(cond), n_failures=len(failures.rows),
+    summary.update(n_spectra=len(cond), n_failures=len(failures.rows),
                    seconds=time.perf_counter() - t0)
     return summary
 
 
 # --------------------------------------------------------------- the stage
 
-@dataclass
-class EnrichSummary:
-    """What :func:`run_enrich` did."""
-
-    n_files: int = 0
-    n_done: int = 0
-    n_skipped: int = 0
-    n_rows: int = 0
-    n_failures: int = 0
-    seconds: float = 0.0
-
-    def describe(self) -> str:
-        return (f"enrich: {self.n_files} plate-MJDs ({self.n_done} enriched, "
-                f"{self.n_skipped} already complete), {self.n_rows} spectra with conditions, "
-                f"{self.n_failures} problems recorded, {self.seconds:.1f} s")
-
-
 def run_enrich(out, config: Config | None = None, *, clouds=None, workers: int = 1,
-               plates=None, strict: bool = False) -> EnrichSummary:
+               plates=None, strict: bool = False) -> _common.StageSummary:
     """Add observing conditions to every extracted sky spectrum in ``out``.
 
     Parameters
@@ -399,18 +382,13 @@ def run_enrich(out, config: Config | None = None, *, clouds=None, workers: int =
                                 "first)")
     (out / STAGE).mkdir(parents=True, exist_ok=True)
     _common.remove_stale_parts(out / STAGE)
-    summary = EnrichSummary(n_files=len(tasks))
+    summary = _common.StageSummary(STAGE, n_tasks=len(tasks))
     args = [(t, config, phot, out, strict) for t in tasks]
-    for res in _common.map_tasks(enrich_file, args, workers, desc="enrich"):
-        summary.n_skipped += res["skipped"]
-        summary.n_done += not res["skipped"]
-        summary.n_rows += res["n_rows"]
-        summary.n_failures += res["n_failures"]
-    if summary.n_skipped:
-        summary.n_failures = len(_common.read_failures(out, STAGE))
-    summary.seconds = time.perf_counter() - t0
+    for res in _common.map_tasks(enrich_file, args, workers, desc=STAGE):
+        summary.add(res)
+    summary.finish(out, t0)
     return summary
 
 
 __all__ = ["enrich_meta", "enrich_file", "run_enrich", "output_path", "read_conditions",
-           "EnrichSummary", "EnrichInputError", "COLUMNS", "KEY_COLUMNS", "S10"]
+           "EnrichInputError", "COLUMNS", "KEY_COLUMNS", "S10"]
