@@ -8,6 +8,14 @@ import pytest
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _offline_astropy():
+    """No test may make astropy download IERS tables or site lists."""
+    from skymodelling.conditions.site import offline_astropy
+
+    offline_astropy()
+
+
 @pytest.fixture(scope="session")
 def sim_tree(tmp_path_factory) -> Path:
     """The tree of the foundation issue: ``simulate RAW --plates 2 --exposures 3 --seed 1``."""
