@@ -97,6 +97,15 @@ def _cmd_lines(args) -> int:
     return _report(summary, args.out)
 
 
+def _cmd_mean(args) -> int:
+    from .config import load_config
+    from .stages.mean import run_mean
+
+    config = load_config(args.config).replace("mean", min_fibers=args.min_fibers)
+    summary = run_mean(args.out, config, workers=args.workers, strict=args.strict)
+    return _report(summary, args.out)
+
+
 def _cmd_merge(args) -> int:
     from .config import load_config
     from .stages.merge import run_merge
@@ -177,6 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
     p.set_defaults(func=_cmd_lines)
+
+    p = sub.add_parser("mean", help="one mean sky spectrum per exposure and camera")
+    p.add_argument("out", help="output folder of skymodelling extract")
+    p.add_argument("--min-fibers", type=_positive_int, default=None,
+                   help="fewest good sky fibres for a mean (default 10)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
+    p.add_argument("--config", default=None, help="JSON configuration file")
+    p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    p.set_defaults(func=_cmd_mean)
 
     p = sub.add_parser("merge", help="one catalogue (all, good, clean, removed) in FITS and "
                                      "Parquet")

@@ -1,6 +1,7 @@
 """Read the outputs of the pipeline: :func:`open_dataset`."""
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -88,6 +89,67 @@ def _with_lines(meta: Table, path: Path, out: Path) -> Table:
     return _join_rows(meta, table, lines.KEY_COLUMNS, lines_path)
 
 
+@dataclass
+class MeanSpectrum:
+    """One mean sky spectrum on its arm's common log10 grid (see docs/mean.md)."""
+
+    WAVE: np.ndarray   # vacuum heliocentric A, 10**(COEFF0 + j * 1e-4)
+    FLUX: np.ndarray   # 1e-17 erg/s/cm2/A per fibre
+    IVAR: np.ndarray   # inverse variance of FLUX; 0 where no fibre
+    NUSED: np.ndarray  # fibres used per pixel
+    MASK: np.ndarray   # 1: no fibre, 2: fewer than min_fibers
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+    @property
+    def good(self) -> np.ndarray:
+        """Pixels to use (IVAR > 0)."""
+        return self.IVAR > 0
+
+
+class MeanSpectra:
+    """The mean spectra of ``skymodelling mean``: :attr:`meta` and :meth:`spectrum`.
+
+    Attributes
+    ----------
+    meta : astropy.table.Table
+        The MEANMETA rows of every complete mean file, with ``FILE``.
+    files : list of pathlib.Path
+    """
+
+    def __init__(self, out):
+        from astropy.table import vstack
+
+        self.files = []
+        metas = []
+        for path in sorted((Path(out) / "mean").glob("*/mean-*.fits")):
+            info = _common.marker_info(path)
+            if info.get("size") != path.stat().st_size:
+                continue  # not known complete
+            meta = Table.read(path, hdu="MEANMETA", unit_parse_strict="silent",
+                              mask_invalid=False)
+            meta["FILE"] = np.full(len(meta), len(self.files), dtype=np.int32)
+            self.files.append(path)
+            metas.append(meta)
+        if not metas:
+            raise SkyModellingError(f"{out}: no mean spectra (run skymodelling mean)")
+        self.meta = vstack(metas, join_type="outer", metadata_conflicts="silent")
+
+    def __len__(self) -> int:
+        return len(self.meta)
+
+    def spectrum(self, i: int) -> MeanSpectrum:
+        """The arrays of row ``i`` of :attr:`meta`."""
+        row = self.meta[int(i)]
+        cam = str(row["CAMERA"]).upper()
+        with fits.open(self.files[int(row["FILE"])], memmap=True) as hdul:
+            arrays = {name: np.array(hdul[f"{cam}_{name}"].section[int(row["ROW"])])
+                      for name in ("FLUX", "IVAR", "NUSED", "MASK")}
+            arrays["WAVE"] = np.array(hdul[f"{cam[0]}_WAVE"].data)
+        return MeanSpectrum(**arrays)
+
+
 class Dataset:
     """The extracted sky spectra of an output folder.
 
@@ -99,6 +161,8 @@ class Dataset:
         ``skymodelling enrich``, also the observing conditions of
         docs/enrich.md (masked for plate files not enriched).
     files : list of pathlib.Path
+    means : MeanSpectra
+        The mean spectra of ``skymodelling mean`` (read when first used).
     """
 
     def __init__(self, out):
@@ -120,6 +184,11 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.meta)
+
+    @functools.cached_property
+    def means(self) -> MeanSpectra:
+        """The mean spectra per exposure and camera (after ``skymodelling mean``)."""
+        return MeanSpectra(self.out)
 
     def __repr__(self) -> str:
         return (f"<Dataset {self.out}: {len(self)} sky spectra from {len(self.files)} "

@@ -38,6 +38,7 @@ def run_demo(folder, seed: int = 1) -> int:
     _run_extract(raw, folder / "out")
     code = _run_enrich(folder / "out")
     code = max(code, _run_lines(folder / "out"))
+    code = max(code, _run_mean(folder / "out"))
     from .stages.merge import run_merge
 
     print(f"\nmerge: the catalogue into {folder / 'out' / 'merge'} ...", flush=True)
@@ -115,4 +116,29 @@ def _run_lines(out: Path) -> int:
                        ("SDSS_I", "mag/arcsec2")):
         values = np.asarray(meta[name], dtype=float)
         print(f"  {name:<12} median {np.nanmedian(values):8.2f} {unit}")
+    return 1 if summary.n_failures else 0
+
+
+def _run_mean(out: Path) -> int:
+    import numpy as np
+
+    from .dataset import open_dataset
+    from .stages.mean import run_mean
+
+    print(f"\nmean: one mean sky spectrum per exposure and camera into {out / 'mean'} ...",
+          flush=True)
+    summary = run_mean(out)
+    print(summary.describe())
+    means = open_dataset(out).means
+    meta = means.meta
+    print(f"  {len(meta)} mean spectra from {int(np.min(meta['NFIBERS']))}-"
+          f"{int(np.max(meta['NFIBERS']))} good sky fibres each")
+    for cam in ("b1", "r1"):
+        rows = np.flatnonzero(np.asarray(meta["CAMERA"]).astype(str) == cam)
+        if rows.size:
+            spec = means.spectrum(int(rows[0]))
+            good = spec.good
+            print(f"  e.g. plate {meta['PLATE'][rows[0]]} exposure {meta['IMG'][rows[0]]} {cam}:"
+                  f" median sky {np.median(spec.FLUX[good]):.2f} x 1e-17 erg/s/cm2/A, median"
+                  f" S/N per pixel {np.median(spec.FLUX[good] * np.sqrt(spec.IVAR[good])):.0f}")
     return 1 if summary.n_failures else 0

@@ -1,0 +1,436 @@
+"""Stage mean: one mean sky spectrum per exposure and camera.
+
+For every exposure and camera of every complete extract output, the good sky
+fibres (any unmasked pixel, not rejected as a whole) are resampled onto the
+camera arm's common log10-wavelength grid (1e-4 dex, centres at integer
+multiples of 1e-4 as the BOSS coadd; :mod:`skymodelling.spectral.resample`)
+and averaged with iterative sigma clipping across fibres
+(:func:`clipped_mean`, pure). The mean spectra get the conditions of their
+exposure from enrich and the line, continuum and magnitude measurements of
+the lines stage (:func:`skymodelling.stages.lines.measure_block`).
+
+Output: ``OUT/mean/<plate4>/mean-<plate4>-<mjd5>.fits`` (docs/mean.md).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+from ..config import Config, MeanConfig
+from ..errors import BossFileError, SkyModellingError
+from ..io.fitsutil import open_fits, write_hdus
+from ..spectral.features import load_features
+from ..spectral.resample import COADD_DLOGLAM, loglam_edges, loglam_grid, resample_flux
+from . import _common
+from .extract import FLUX_UNIT, IVAR_UNIT, META_UNITS, table_hdu
+
+log = logging.getLogger(__name__)
+
+STAGE = "mean"
+EXTNAME = "MEANMETA"
+NOFIBER = 1      # MASK bit 0: no fibre contributes to the pixel
+FEWFIBERS = 2    # MASK bit 1: fewer than min_fibers fibres contribute
+MAD_TO_SIGMA = 1.4826
+KEY_COLUMNS = ("PLATE", "MJD", "IMG", "CAMERA", "ROW")
+#: Extract META columns that differ between the fibres of an exposure (not copied).
+FIBER_COLUMNS = ("FIB", "ROW", "XFOCAL", "YFOCAL", "FIBER_RA", "FIBER_DEC", "OBJTYPE")
+
+
+def output_path(out, plate: int, mjd: int) -> Path:
+    """Where the mean stage writes plate ``plate`` observed on ``mjd``."""
+    return Path(out) / STAGE / f"{plate:04d}" / f"mean-{plate:04d}-{mjd:05d}.fits"
+
+
+def arm_grid(arm: str, config: Config | None = None) -> np.ndarray:
+    """log10 wavelength centres of the mean spectra of arm ``b`` or ``r``."""
+    config = config or Config()
+    return loglam_grid(*config.extract.wave_range(arm), dloglam=COADD_DLOGLAM)
+
+
+# ------------------------------------------------------------ computation
+
+def _column_median(values: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """Median along axis 0 of ``values`` over ``good`` entries (NaN where none)."""
+    n = good.sum(axis=0)
+    s = np.sort(np.where(good, values, np.inf), axis=0)
+    lo = np.take_along_axis(s, np.maximum((n - 1) // 2, 0)[None], axis=0)[0]
+    hi = np.take_along_axis(s, np.maximum(n // 2, 0)[None], axis=0)[0]
+    with np.errstate(invalid="ignore"):
+        med = 0.5 * (lo + hi)
+    return np.where(n > 0, med, np.nan)
+
+
+@dataclass
+class MeanResult:
+    """A clipped mean of the spectra of one exposure and camera on a common grid."""
+
+    FLUX: np.ndarray    # (npix,) mean flux
+    IVAR: np.ndarray    # (npix,) its inverse variance; 0 where no fibre
+    NUSED: np.ndarray   # (npix,) fibres used per pixel
+    MASK: np.ndarray    # (npix,) NOFIBER | FEWFIBERS
+    used: np.ndarray    # (nfib, npix) pixels that entered the mean
+    weights: np.ndarray  # (nfib, npix) their weights (0 elsewhere)
+    fiber_ok: np.ndarray  # (nfib,) fibres with good pixels not rejected as a whole
+
+    @property
+    def n_fibers(self) -> int:
+        return int(self.fiber_ok.sum())
+
+
+def reject_fibers(flux, ivar, good, *, fiber_clip: float) -> np.ndarray:
+    """Fibres to keep: their median normalised residual from the median spectrum is typical.
+
+    The residual of a pixel is (flux - median across fibres) / error; a fibre
+    is rejected when the median of its residuals departs from the median of
+    all fibres' by more than ``fiber_clip`` x the larger of their robust
+    spread and the fibre's own statistical error (1.2533 / sqrt(n_pixels)).
+    """
+    has = good.any(axis=1)
+    med = _column_median(flux, good)
+    ok = good & np.isfinite(med)[None, :]
+    z = np.zeros_like(flux)
+    np.multiply(flux - np.where(ok, med, 0.0), np.sqrt(ivar), out=z, where=ok)
+    m = _column_median(z.T, ok.T)              # per fibre
+    n = ok.sum(axis=1)
+    valid = has & (n > 0)
+    if valid.sum() < 3:
+        return valid
+    centre = float(np.median(m[valid]))
+    spread = MAD_TO_SIGMA * float(np.median(np.abs(m[valid] - centre)))
+    own = 1.2533 / np.sqrt(np.maximum(n, 1))
+    with np.errstate(invalid="ignore"):
+        return valid & (np.abs(m - centre) <= fiber_clip * np.maximum(spread, own))
+
+
+def clipped_mean(flux, ivar, *, config: MeanConfig | None = None) -> MeanResult:
+    """Weighted mean across fibres with robust rejection (pure: arrays in, arrays out).
+
+    Parameters
+    ----------
+    flux, ivar : array_like (nfib, npix)
+        Spectra on a common grid and their inverse variance (0 = masked).
+    config : MeanConfig
+        Rejection and weighting settings.
+
+    Returns
+    -------
+    MeanResult
+
+    Examples
+    --------
+    >>> flux = np.ones((12, 5)); flux[3] += 50.0; flux[5, 2] = 1e4   # bad fibre, cosmic ray
+    >>> res = clipped_mean(flux, np.full((12, 5), 100.0))
+    >>> res.FLUX.tolist(), res.NUSED.tolist(), bool(res.fiber_ok[3])
+    ([1.0, 1.0, 1.0, 1.0, 1.0], [11, 11, 10, 11, 11], False)
+    """
+    cfg = config or MeanConfig()
+    flux = np.asarray(flux, dtype=float)
+    ivar = np.asarray(ivar, dtype=float)
+    good = (ivar > 0) & np.isfinite(flux) & np.isfinite(ivar)
+    flux = np.where(good, flux, 0.0)
+    ivar = np.where(good, ivar, 0.0)
+    fiber_ok = reject_fibers(flux, ivar, good, fiber_clip=cfg.fiber_clip)
+    base = good & fiber_ok[:, None]
+    err = np.full_like(flux, np.inf)
+    np.divide(1.0, np.sqrt(ivar), out=err, where=base)
+    if cfg.weighting == "fiber":
+        # one weight per fibre: its inverse variance relative to the median across
+        # fibres, so the weights do not follow each pixel's noise realisation
+        ivar_med = _column_median(ivar, base)
+        ratio = np.zeros_like(ivar)
+        np.divide(ivar, ivar_med[None, :], out=ratio, where=base & (ivar_med > 0)[None, :])
+        rel = _column_median(ratio.T, (base & (ratio > 0)).T)
+        weight = np.where(base, np.nan_to_num(rel, nan=0.0)[:, None], 0.0)
+    else:
+        weight = np.where(base, ivar, 0.0)
+
+    def weighted(used):
+        w = np.where(used, weight, 0.0)
+        wsum = w.sum(axis=0)
+        mean = np.zeros(flux.shape[1])
+        np.divide((w * flux).sum(axis=0), wsum, out=mean, where=wsum > 0)
+        return mean, w, wsum
+
+    used = base
+    for it in range(cfg.clip_iterations):
+        centre = _column_median(flux, used) if it == 0 else weighted(used)[0]
+        centre = np.nan_to_num(centre)
+        resid = np.abs(flux - centre[None, :])
+        spread = MAD_TO_SIGMA * np.nan_to_num(_column_median(resid, used))
+        sigma = np.maximum(err, spread[None, :])
+        new = base & (resid <= cfg.clip_sigma * sigma)
+        if np.array_equal(new, used):
+            break
+        used = new
+    mean, w, wsum = weighted(used)
+    var = np.zeros_like(mean)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        num = np.where(used, w * w / np.where(used, ivar, 1.0), 0.0).sum(axis=0)
+    np.divide(num, wsum * wsum, out=var, where=wsum > 0)
+    out_ivar = np.zeros_like(mean)
+    np.divide(1.0, var, out=out_ivar, where=var > 0)
+    nused = used.sum(axis=0).astype(np.int16)
+    mask = np.where(nused == 0, NOFIBER, 0) | np.where(
+        (nused > 0) & (nused < cfg.min_fibers), FEWFIBERS, 0)
+    return MeanResult(FLUX=np.where(nused > 0, mean, 0.0), IVAR=out_ivar, NUSED=nused,
+                      MASK=mask.astype(np.int16), used=used, weights=w, fiber_ok=fiber_ok)
+
+
+def mean_spectrum(wave, flux, ivar, loglam, *, config: MeanConfig | None = None) -> MeanResult:
+    """Resample the fibres of one exposure and camera onto ``loglam`` and average them.
+
+    ``wave, flux, ivar`` are (nfib, npix) on the native pixels (extract output).
+    """
+    f, iv = resample_flux(wave, flux, ivar, loglam_edges(loglam))
+    return clipped_mean(f, iv, config=config)
+
+
+def _conditions_of(cond: Table | None, rows: np.ndarray) -> dict:
+    """Median over ``rows`` of every numeric conditions column."""
+    out = {}
+    if cond is None:
+        return out
+    for name in cond.colnames:
+        if name in _common_keys():
+            continue
+        col = cond[name]
+        if col.dtype.kind not in "fiu":
+            continue
+        v = np.ma.filled(np.ma.asarray(col, dtype=float), np.nan)[rows]
+        v = v[np.isfinite(v)]
+        value = float(np.median(v)) if v.size else np.nan
+        out[name] = (value, col.dtype)
+    return out
+
+
+def _common_keys():
+    from .enrich import KEY_COLUMNS as ENRICH_KEYS
+
+    return ENRICH_KEYS
+
+
+def _enrich_conditions(path: Path, meta: Table, hdul, out: Path):
+    """The enrich table of this extract output and its signature, if complete and current."""
+    from .enrich import meta_checksum, read_conditions
+    from .enrich import output_path as enrich_output
+
+    m = path.name.split("-")
+    cond_path = enrich_output(out, int(m[1]), int(m[2].split(".")[0]))
+    info = _common.marker_info(cond_path)
+    if not cond_path.is_file() or info.get("size") != cond_path.stat().st_size:
+        return None, None
+    if info.get("inputs", {}).get("extract_meta") != meta_checksum(hdul["META"]):
+        return None, None
+    cond = read_conditions(cond_path)
+    cond.convert_bytestring_to_unicode()
+    if len(cond) != len(meta) or any(np.any(np.asarray(cond[k]) != np.asarray(meta[k]))
+                                     for k in _common_keys()):
+        return None, None
+    return cond, {"file": cond_path.name, "size": info.get("size"), "config": info.get("config")}
+
+
+def mean_file(path: Path, config: Config, failures: _common.FailureLog, out: Path,
+              strict: bool = False):
+    """Mean spectra of every exposure and camera of one extract output.
+
+    Returns the MEANMETA table, the arrays per camera, the grids per arm and
+    the enrich signature (None when not enriched).
+    """
+    from .lines import measure_block
+
+    cfg = config.mean
+    features = load_features(config.lines.line_list)
+    rows_out, arrays, grids = [], {}, {}
+    with open_fits(path) as hdul:
+        meta = Table.read(hdul["META"], unit_parse_strict="silent", mask_invalid=False)
+        meta.convert_bytestring_to_unicode()
+        cond, enrich_sig = _enrich_conditions(path, meta, hdul, out)
+        cameras = np.asarray(meta["CAMERA"]).astype(str)
+        imgs = np.asarray(meta["IMG"])
+        for cam in sorted(set(cameras)):
+            try:
+                wave = np.asarray(hdul[f"{cam.upper()}_WAVE"].data, dtype=float)
+                flux = np.asarray(hdul[f"{cam.upper()}_FLUX"].data, dtype=float)
+                ivar = np.asarray(hdul[f"{cam.upper()}_IVAR"].data, dtype=float)
+            except KeyError as exc:
+                raise BossFileError(path, f"no {exc.args[0]} HDU for camera {cam}") from exc
+            loglam = grids.setdefault(cam[0], arm_grid(cam[0], config))
+            for img in sorted(set(imgs[cameras == cam])):
+                sel = np.flatnonzero((cameras == cam) & (imgs == img))
+                rows = np.asarray(meta["ROW"])[sel]
+                res = mean_spectrum(wave[rows], flux[rows], ivar[rows], loglam, config=cfg)
+                if res.n_fibers < cfg.min_fibers:
+                    reason = (f"{res.n_fibers} good sky fibres of {sel.size}, fewer than "
+                              f"min_fibers = {cfg.min_fibers}: no mean")
+                    if strict:
+                        raise SkyModellingError(f"{path}: exposure {img} {cam}: {reason}")
+                    failures.add(reason, expid=int(img), camera=cam, file=path)
+                    continue
+                block = arrays.setdefault(cam, {k: [] for k in ("FLUX", "IVAR", "NUSED",
+                                                                "MASK")})
+                row = {k: meta[k][sel[0]] for k in meta.colnames if k not in FIBER_COLUMNS}
+                row["ROW"] = len(block["FLUX"])
+                row["NSKY"] = sel.size
+                row["NFIBERS"] = res.n_fibers
+                for name, (value, _dtype) in _conditions_of(cond, sel[res.fiber_ok]).items():
+                    row[name] = value
+                for name in ("FLUX", "IVAR", "NUSED", "MASK"):
+                    block[name].append(getattr(res, name))
+                rows_out.append(row)
+        for block in arrays.values():
+            for name in block:
+                block[name] = np.array(block[name])
+    table = _meta_table(rows_out, meta, cond)
+    if len(table):
+        cols = {}
+        cams = np.asarray(table["CAMERA"]).astype(str)
+        for cam in sorted(set(cams)):
+            sel = np.flatnonzero(cams == cam)
+            block = arrays[cam]
+            rows = np.asarray(table["ROW"])[sel]
+            wave2d = np.broadcast_to(10.0 ** grids[cam[0]], block["FLUX"][rows].shape)
+            got = measure_block(wave2d, block["FLUX"][rows], block["IVAR"][rows], cam[0],
+                                features, area_arcsec2=config.lines.fiber_area_arcsec2,
+                                min_coverage=config.lines.min_coverage)
+            for name, values in got.items():
+                cols.setdefault(name, np.zeros(len(table), dtype=values.dtype))[sel] = values
+        for name, values in cols.items():
+            table[name] = values
+    return table, arrays, grids, enrich_sig
+
+
+def _meta_table(rows_out, meta: Table, cond: Table | None) -> Table:
+    names = [k for k in meta.colnames if k not in FIBER_COLUMNS] + ["ROW", "NSKY", "NFIBERS"]
+    if cond is not None:
+        names += [k for k in cond.colnames if k not in _common_keys()
+                  and cond[k].dtype.kind in "fiu"]
+    if not rows_out:
+        return Table({k: np.zeros(0, dtype=meta[k].dtype if k in meta.colnames else float)
+                      for k in names})
+    table = Table()
+    for name in names:
+        values = [r[name] for r in rows_out]
+        if cond is not None and name in cond.colnames and name not in meta.colnames:
+            dtype = cond[name].dtype
+            arr = np.array(values, dtype=float)
+            table[name] = arr.astype(dtype) if dtype.kind == "f" else np.where(
+                np.isfinite(arr), arr, -1).astype(dtype)
+        elif name in meta.colnames:
+            table[name] = np.array(values, dtype=meta[name].dtype)
+        else:
+            table[name] = np.array(values, dtype=np.int32)
+    return table
+
+
+# --------------------------------------------------------------- the runner
+
+def _units(features: Table) -> dict:
+    from .enrich import UNITS as ENRICH_UNITS
+    from .lines import column_units
+
+    return {**META_UNITS, **ENRICH_UNITS, **column_units(features)}
+
+
+def _hdus(table, arrays, grids, features, primary) -> list:
+    plain = Table(table, copy=False)
+    for name in plain.colnames:
+        plain[name].unit = None   # TUNITn come from the units dict (S10, inHg are no FITS units)
+    hdus = [primary, table_hdu(plain, EXTNAME, _units(features))]
+    for arm in sorted(grids):
+        hdu = fits.ImageHDU(10.0 ** grids[arm], name=f"{arm.upper()}_WAVE")
+        hdu.header["BUNIT"] = "Angstrom"
+        hdu.header["COEFF0"] = (round(float(grids[arm][0]), 6), "log10 A of the first pixel")
+        hdu.header["COEFF1"] = (COADD_DLOGLAM, "log10 A step")
+        hdus.append(hdu)
+    units = {"FLUX": FLUX_UNIT, "IVAR": IVAR_UNIT, "NUSED": None, "MASK": None}
+    dtypes = {"FLUX": np.float32, "IVAR": np.float32, "NUSED": np.int16, "MASK": np.int16}
+    for cam in sorted(arrays):
+        for name, values in arrays[cam].items():
+            hdu = fits.ImageHDU(values.astype(dtypes[name]), name=f"{cam.upper()}_{name}")
+            if units[name]:
+                hdu.header["BUNIT"] = units[name]
+            hdus.append(hdu)
+    return hdus
+
+
+def mean_plate(task) -> dict:
+    """Run the stage on one extract output (a worker task)."""
+    from .lines import input_signature
+
+    source, config, out, strict = task
+    t0 = time.perf_counter()
+    header = fits.getheader(source)
+    plate, mjd = int(header["PLATE"]), int(header["MJD"])
+    failures = _common.FailureLog(STAGE, plate, mjd)
+    target = output_path(out, plate, mjd)
+    digest = config.digest(STAGE)
+    summary = {"plate": plate, "mjd": mjd, "n_spectra": 0, "skipped": False, "n_failures": 0,
+               "seconds": 0.0}
+    extract_sig = input_signature(source)
+    info = _common.marker_info(target)
+    if _common.is_complete(target, digest) and info.get("inputs", {}).get(
+            "extract") == extract_sig and info["inputs"].get("enrich") == _enrich_signature(
+            source, out):
+        summary.update(skipped=True, n_spectra=info.get("n_spectra", 0))
+        return summary
+    _common.invalidate(target)
+    try:
+        table, arrays, grids, enrich_sig = mean_file(source, config, failures, out, strict)
+    except (BossFileError, SkyModellingError) as exc:
+        if strict:
+            raise
+        failures.add(str(exc), file=source)
+        failures.write(out)
+        summary["n_failures"] = len(failures.rows)
+        return summary
+    features = load_features(config.lines.line_list)
+    primary = _common.primary_hdu(
+        STAGE, config, PLATE=plate, MJD=mjd, NMEAN=len(table),
+        EXTRACT=(source.name, "extract output averaged"),
+        ENRICHED=(enrich_sig is not None, "conditions from enrich joined"),
+        FIBAREA=(config.lines.fiber_area_arcsec2, "fibre solid angle, arcsec2"))
+    write_hdus(target, _hdus(table, arrays, grids, features, primary))
+    _common.mark_complete(target, digest, n_spectra=len(table),
+                          inputs={"extract": extract_sig, "enrich": enrich_sig})
+    failures.write(out)
+    summary.update(n_spectra=len(table), n_failures=len(failures.rows),
+                   seconds=time.perf_counter() - t0)
+    return summary
+
+
+def _enrich_signature(source: Path, out: Path):
+    """The signature of the current enrich output of ``source`` (None if not usable)."""
+    with open_fits(source) as hdul:
+        meta = Table.read(hdul["META"], unit_parse_strict="silent", mask_invalid=False)
+        meta.convert_bytestring_to_unicode()
+        return _enrich_conditions(source, meta, hdul, out)[1]
+
+
+def run_mean(out, config: Config | None = None, *, workers: int = 1,
+             strict: bool = False) -> _common.StageSummary:
+    """Mean sky spectra of every complete extract output under ``out``."""
+    config = config or Config()
+    t0 = time.perf_counter()
+    out = Path(out)
+    _common.remove_stale_parts(out / STAGE)
+    sources = [p for p in sorted((out / "extract").glob("*/sky-*.fits"))
+               if _common.marker_path(p).is_file()]
+    if not sources:
+        raise SkyModellingError(f"{out}: no complete extract output (run skymodelling extract)")
+    load_features(config.lines.line_list)  # fail early on a bad line list
+    summary = _common.StageSummary(STAGE, n_tasks=len(sources))
+    tasks = [(p, config, out, strict) for p in sources]
+    for res in _common.map_tasks(mean_plate, tasks, workers, desc=STAGE):
+        summary.add(res)
+    summary.finish(out, t0)
+    return summary
+
+
+__all__ = ["run_mean", "mean_file", "mean_spectrum", "clipped_mean", "reject_fibers",
+           "MeanResult", "arm_grid", "output_path", "NOFIBER", "FEWFIBERS"]
