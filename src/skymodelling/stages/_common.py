@@ -186,3 +186,27 @@ def map_tasks(func, tasks: list, workers: int, desc: str, unit: str = "plate"):
                     bar.update()
     finally:
         bar.close()
+
+
+def extract_outputs(out) -> list[Path]:
+    """The complete extract outputs under ``OUT`` (the inputs of the later stages)."""
+    from ..errors import SkyModellingError
+
+    sources = [p for p in sorted((Path(out) / "extract").glob("*/sky-*.fits"))
+               if marker_path(p).is_file()]
+    if not sources:
+        raise SkyModellingError(f"{out}: no complete extract output (run skymodelling extract)")
+    return sources
+
+
+def run_tasks(stage: str, func, tasks: list, out, workers: int) -> StageSummary:
+    """Run a stage's per-plate tasks (after clearing a killed run's temporary files)."""
+    import time
+
+    t0 = time.perf_counter()
+    remove_stale_parts(Path(out) / stage)
+    summary = StageSummary(stage, n_tasks=len(tasks))
+    for result in map_tasks(func, tasks, workers, desc=stage):
+        summary.add(result)
+    summary.finish(out, t0)
+    return summary

@@ -162,20 +162,10 @@ def run_lines(out, config: Config | None = None, *, workers: int = 1,
               strict: bool = False) -> _common.StageSummary:
     """Measure every complete extract output under ``out``."""
     config = config or Config()
-    t0 = time.perf_counter()
-    out = Path(out)
-    _common.remove_stale_parts(out / STAGE)
-    sources = [p for p in sorted((out / "extract").glob("*/sky-*.fits"))
-               if _common.marker_path(p).is_file()]
-    if not sources:
-        raise SkyModellingError(f"{out}: no complete extract output (run skymodelling extract)")
+    sources = _common.extract_outputs(out)
     load_features(config.lines.line_list)  # fail early on a bad line list
-    summary = _common.StageSummary(STAGE, n_tasks=len(sources))
-    tasks = [(p, config, out, strict) for p in sources]
-    for res in _common.map_tasks(lines_plate, tasks, workers, desc=STAGE):
-        summary.add(res)
-    summary.finish(out, t0)
-    return summary
+    tasks = [(p, config, Path(out), strict) for p in sources]
+    return _common.run_tasks(STAGE, lines_plate, tasks, out, workers)
 
 
 __all__ = ["run_lines", "lines_table", "measure_block", "output_path", "extract_output"]
