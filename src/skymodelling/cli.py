@@ -106,6 +106,15 @@ def _cmd_mean(args) -> int:
     return _report(summary, args.out)
 
 
+def _cmd_decompose(args) -> int:
+    from .config import load_config
+    from .stages.decompose import run_decompose
+
+    summary = run_decompose(args.out, load_config(args.config), spectra=args.spectra,
+                            workers=args.workers, strict=args.strict)
+    return _report(summary, args.out)
+
+
 def _cmd_merge(args) -> int:
     from .config import load_config
     from .stages.merge import run_merge
@@ -195,6 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
     p.set_defaults(func=_cmd_mean)
+
+    p = sub.add_parser("decompose", help="separate airglow lines from the continuum of every "
+                                         "mean sky spectrum")
+    p.add_argument("out", help="output folder of skymodelling mean")
+    p.add_argument("--spectra", choices=("mean",), default="mean",
+                   help="which spectra to decompose (only the mean spectra for now)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
+    p.add_argument("--config", default=None, help="JSON configuration file")
+    p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    p.set_defaults(func=_cmd_decompose)
 
     p = sub.add_parser("merge", help="one catalogue (all, good, clean, removed) in FITS and "
                                      "Parquet")

@@ -208,6 +208,92 @@ class MergeConfig:
 
 
 @dataclass(frozen=True)
+class DecomposeConfig:
+    """Settings of ``skymodelling decompose`` (docs/decompose.md).
+
+    Attributes
+    ----------
+    knot_spacing : int
+        Pixels (1e-4 dex) between the knots of the cubic B-spline continuum.
+    detect_sigma : float
+        Matched-filter S/N above which a peak of the data (or of a fit's
+        residual) becomes a line.
+    iterations : int
+        Rounds of adding residual peaks and refining bright lines' centres.
+    max_lines : int
+        Most lines per spectrum (the faintest unnamed ones are dropped).
+    half_width : int
+        Pixels either side of a line where its profile is modelled.
+    shift_sigma : float
+        Lines above this S/N get their centre refined from the data.
+    match_pixels : float
+        A named line takes the found peak within this many pixels.
+    lsf_lines : int
+        Brightest isolated lines used to fit the profile.
+    lsf_sigma, lsf_eta, lsf_gamma : float or None
+        A fixed profile (Gaussian sigma and Lorentzian HWHM in pixels, wing
+        fraction); None (default) fits it per spectrum.
+    fit_wing : bool
+        Fit the Lorentzian wing (eta, gamma) on a grid too; default False: the
+        instrument's scattering wing ``wing_blue`` / ``wing_red`` is used and only
+        the core width is fitted (a fitted wing absorbs faint unresolved lines).
+    wing_blue, wing_red : tuple of float
+        (eta, gamma in grid pixels) of the scattering wing: BOSS 4 % with HWHM 3.5
+        native pixels (blue), 5 % with 4.5 (red); native pixels are 0.63 (blue)
+        and 0.70 (red) grid pixels.
+    solar_template : bool
+        Add to the continuum basis the solar spectrum (bundled ASTM G173, ~1 nm
+        resolution) times a coarse spline (knots every ``template_knot_spacing``
+        pixels): moonlight and zodiacal light are reflected sunlight, whose
+        Fraunhofer lines a smooth spline cannot follow.
+    smooth_pixels : int
+        Width of the running median giving CONT_SMOOTH.
+    """
+
+    knot_spacing: int = 40
+    detect_sigma: float = 5.0
+    iterations: int = 2
+    max_lines: int = 600
+    half_width: int = 40
+    shift_sigma: float = 20.0
+    match_pixels: float = 2.0
+    lsf_lines: int = 10
+    lsf_sigma: float | None = None
+    lsf_eta: float | None = None
+    lsf_gamma: float | None = None
+    smooth_pixels: int = 31
+    fit_wing: bool = False
+    wing_blue: tuple[float, float] = (0.04, 2.2)
+    wing_red: tuple[float, float] = (0.05, 3.2)
+    solar_template: bool = True
+    template_knot_spacing: int = 200
+
+    def __post_init__(self):
+        for name in ("wing_blue", "wing_red"):
+            eta, gamma = (float(v) for v in getattr(self, name))
+            if not (0 <= eta < 1 and gamma > 0):
+                raise SkyModellingError(f"{name} must be (eta in [0, 1), gamma > 0)")
+            object.__setattr__(self, name, (eta, gamma))
+        for name in ("knot_spacing", "iterations", "max_lines", "half_width", "lsf_lines",
+                     "smooth_pixels", "template_knot_spacing"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        if self.knot_spacing < 4:
+            raise SkyModellingError("knot_spacing must be at least 4 pixels")
+        if not self.detect_sigma > 0 or not self.shift_sigma > 0:
+            raise SkyModellingError("detect_sigma and shift_sigma must be positive")
+        if self.iterations < 0 or self.max_lines < 1 or self.half_width < 5:
+            raise SkyModellingError("iterations >= 0, max_lines >= 1, half_width >= 5 needed")
+        fixed = (self.lsf_sigma, self.lsf_eta, self.lsf_gamma)
+        if any(v is not None for v in fixed):
+            if any(v is None for v in fixed):
+                raise SkyModellingError("give all of lsf_sigma, lsf_eta, lsf_gamma or none")
+            if not (self.lsf_sigma > 0 and 0 <= self.lsf_eta < 1 and self.lsf_gamma > 0):
+                raise SkyModellingError("lsf_sigma > 0, 0 <= lsf_eta < 1, lsf_gamma > 0 needed")
+        if self.smooth_pixels < 1:
+            raise SkyModellingError("smooth_pixels must be positive")
+
+
+@dataclass(frozen=True)
 class Config:
     """All stage settings."""
 
@@ -216,6 +302,7 @@ class Config:
     lines: LinesConfig = field(default_factory=LinesConfig)
     mean: MeanConfig = field(default_factory=MeanConfig)
     merge: MergeConfig = field(default_factory=MergeConfig)
+    decompose: DecomposeConfig = field(default_factory=DecomposeConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -39,6 +39,7 @@ def run_demo(folder, seed: int = 1) -> int:
     code = _run_enrich(folder / "out")
     code = max(code, _run_lines(folder / "out"))
     code = max(code, _run_mean(folder / "out"))
+    code = max(code, _run_decompose(folder / "out"))
     from .stages.merge import run_merge
 
     print(f"\nmerge: the catalogue into {folder / 'out' / 'merge'} ...", flush=True)
@@ -141,4 +142,26 @@ def _run_mean(out: Path) -> int:
             print(f"  e.g. plate {meta['PLATE'][rows[0]]} exposure {meta['IMG'][rows[0]]} {cam}:"
                   f" median sky {np.median(spec.FLUX[good]):.2f} x 1e-17 erg/s/cm2/A, median"
                   f" S/N per pixel {np.median(spec.FLUX[good] * np.sqrt(spec.IVAR[good])):.0f}")
+    return 1 if summary.n_failures else 0
+
+
+def _run_decompose(out: Path) -> int:
+    import numpy as np
+    from astropy.table import Table
+
+    from .stages.decompose import EXTNAME, run_decompose
+
+    print(f"\ndecompose: airglow lines and continuum of the mean spectra into "
+          f"{out / 'decompose'} ...", flush=True)
+    summary = run_decompose(out)
+    print(summary.describe())
+    for path in sorted((out / "decompose").glob("*/decomp-*.fits"))[:1]:
+        table = Table.read(path, hdu=EXTNAME)
+        print(f"  {path.name}: median reduced chi-square {np.nanmedian(table['RCHI2']):.2f}, "
+              f"{int(np.median(table['NLINES']))} lines per spectrum (median)")
+        for name in ("OI5577", "OI6300", "NAD"):
+            col = f"{name}_FLUX"
+            if col in table.colnames:
+                values = np.ma.filled(np.ma.asarray(table[col], dtype=float), np.nan)
+                print(f"  {col:<12} median {np.nanmedian(values):8.2f} 1e-17 erg/s/cm2")
     return 1 if summary.n_failures else 0

@@ -1,0 +1,439 @@
+"""Separate emission lines from the continuum of one sky spectrum on a log-lambda grid.
+
+Model: a cubic B-spline continuum (knots every ``knot_spacing`` pixels) plus a sum of
+lines ``A_k P(u - u_k)`` with the instrument profile ``P`` of
+:mod:`skymodelling.spectral.lsf` (Gaussian core + Lorentzian wing, shared by all lines
+of the spectrum). The profile parameters come from a small nonlinear search on the
+brightest isolated lines (:func:`fit_lsf`); with them fixed, continuum coefficients
+and line fluxes are one weighted linear least-squares problem (sparse columns, normal
+equations), lines that come out negative are dropped and the fit repeated.
+
+Line positions come from the data: peaks of the matched-filter signal-to-noise of
+the data minus a first continuum, then peaks of the residual of each fit
+(``iterations`` rounds). Lines with S/N above ``shift_sigma`` also get a column
+d P / d u_k, whose coefficient moves their centre (one update per round). Named lines
+(a bundled list with cited rest wavelengths) are matched to found peaks within
+``match_pixels``, or added at their catalogue position when no peak is there.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.interpolate import BSpline
+from scipy.ndimage import median_filter
+
+from .lsf import line_columns, pixel_profile
+
+log = logging.getLogger(__name__)
+
+#: FLAG bits of a decomposition.
+NOFIT = 1        # too few good pixels: nothing fitted
+LSF_DEFAULT = 2  # the profile search failed or had too few lines: default profile used
+HIGHCHI2 = 4     # reduced chi-square above 2
+MANYLINES = 8    # the line limit was reached
+
+#: Profile (sigma, eta, gamma; grid pixels) when it cannot be fitted: BOSS core of ~1.05
+#: (blue) / 1.08 (red) native pixels of 0.63 / 0.70 grid pixels, widened by the pixel boxes.
+DEFAULT_LSF = {"b": (0.70, 0.04, 2.2), "r": (0.80, 0.05, 3.2)}
+
+
+@dataclass
+class Decomposition:
+    """Continuum and lines of one spectrum."""
+
+    CONT: np.ndarray          # (npix,) continuum model
+    LINES: np.ndarray         # (npix,) line model
+    CONT_SMOOTH: np.ndarray   # (npix,) running median of data - LINES (masked: CONT)
+    centre: np.ndarray        # (nlines,) line centres, pixels of the grid
+    flux: np.ndarray          # (nlines,) line fluxes (flux density unit x Angstrom)
+    flux_err: np.ndarray      # (nlines,) their errors
+    found: np.ndarray         # (nlines,) bool: position found in the data
+    name: np.ndarray          # (nlines,) str: named line ('' if none)
+    cov: np.ndarray           # (nlines, nlines) covariance of the fluxes
+    lsf: tuple                # (sigma, eta, gamma) in pixels
+    rchi2: float
+    flag: int
+
+    def named_flux(self, names) -> tuple[float, float]:
+        """Summed flux and error of the lines called ``names`` (NaN if none fitted)."""
+        sel = np.isin(self.name, list(names))
+        if not sel.any():
+            return np.nan, np.nan
+        return float(self.flux[sel].sum()), float(np.sqrt(self.cov[np.ix_(sel, sel)].sum()))
+
+
+def _bspline_basis(npix: int, lo: int, hi: int, spacing: int) -> sp.csc_matrix:
+    nseg = max(1, int(round((hi - lo) / spacing)))
+    inner = np.linspace(lo - 0.5, hi + 0.5, nseg + 1)
+    t = np.concatenate([[inner[0]] * 3, inner, [inner[-1]] * 3])
+    u = np.clip(np.arange(npix, dtype=float), inner[0], inner[-1])
+    basis = BSpline.design_matrix(u, t, 3).tocsc()
+    outside = (np.arange(npix) < lo) | (np.arange(npix) > hi)
+    if outside.any():
+        basis = sp.diags((~outside).astype(float)) @ basis
+    return basis.tocsc()
+
+
+def _continuum_basis(loglam, lo, hi, cfg) -> sp.csc_matrix:
+    """Spline basis, plus the solar spectrum times a coarse spline when configured."""
+    npix = loglam.size
+    basis = _bspline_basis(npix, lo, hi, cfg.knot_spacing)
+    if not cfg.solar_template:
+        return basis
+    from ..sky.solar import solar_spectrum
+
+    template = solar_spectrum(10.0 ** loglam)
+    template = template / np.median(template[lo:hi + 1])
+    coarse = _bspline_basis(npix, lo, hi, cfg.template_knot_spacing)
+    return sp.hstack([basis, sp.diags(template) @ coarse]).tocsc()
+
+
+def _matched_snr(resid, w, sigma):
+    """S/N of a line at every pixel from residual ``resid`` and weights ``w``."""
+    k = pixel_profile(np.arange(-4, 5), sigma, 0.0, 1.0)
+    num = np.convolve(resid * w, k[::-1], mode="same")
+    den = np.convolve(w, (k * k)[::-1], mode="same")
+    snr = np.zeros_like(resid)
+    np.divide(num, np.sqrt(den), out=snr, where=den > 0)
+    return snr
+
+
+def _peaks(snr, resid, threshold, exclude, min_sep=2.0):
+    """Sub-pixel positions and S/N of local maxima of ``snr`` above ``threshold``."""
+    s = snr
+    cand = np.flatnonzero((s[1:-1] > threshold) & (s[1:-1] >= s[:-2]) & (s[1:-1] > s[2:])) + 1
+    if cand.size == 0:
+        return np.zeros(0), np.zeros(0)
+    r0, rm, rp = resid[cand], resid[cand - 1], resid[cand + 1]
+    den = rm - 2 * r0 + rp
+    delta = np.zeros(cand.size)
+    np.divide(0.5 * (rm - rp), den, out=delta, where=den < 0)
+    pos = cand + np.clip(delta, -0.5, 0.5)
+    if exclude.size:
+        dist = np.abs(pos[:, None] - exclude[None, :]).min(axis=1)
+        keep = dist >= min_sep
+        pos, cand = pos[keep], cand[keep]
+    return pos, s[cand]
+
+
+def _solve(design, y, w, *, ridge=1e-10):
+    """Weighted least squares via sparse normal equations.
+
+    Returns the coefficients and a function giving (N^-1)[:, cols] for chosen columns.
+    """
+    from scipy.sparse.linalg import splu
+
+    aw = sp.diags(np.sqrt(w)) @ design
+    normal = (aw.T @ aw).tocsc()
+    rhs = aw.T @ (np.sqrt(w) * y)
+    diag = normal.diagonal()
+    scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 0.0)
+    d = sp.diags(scale)
+    ns = (d @ normal @ d + sp.diags(ridge + (diag <= 0).astype(float))).tocsc()
+    lu = splu(ns)
+    coef = lu.solve(rhs * scale) * scale
+
+    def inverse(cols):
+        e = np.zeros((design.shape[1], len(cols)))
+        e[cols, np.arange(len(cols))] = 1.0
+        return lu.solve(e) * scale[:, None] * scale[cols][None, :]
+
+    return coef, inverse
+
+
+def _final_fit(y, w, basis, dlam, centres, shift, lsf, half_width, *, want_cov=True):
+    sigma, eta, gamma = lsf
+    cols = line_columns(centres, y.size, dlam, sigma=sigma, eta=eta, gamma=gamma,
+                        half_width=half_width, derivative=shift, width_derivative=True)
+    design = sp.hstack([basis, cols]).tocsc()
+    coef, inverse = _solve(design, y, w)
+    if not want_cov:
+        return coef, float(np.sum((y - design @ coef) ** 2 * w))
+    ncont, nl = basis.shape[1], centres.size
+    cov = inverse(np.arange(ncont, ncont + nl))[ncont:ncont + nl]
+    return coef, cov, cols
+
+
+def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None,
+                etas=(0.0, 0.02, 0.04, 0.06, 0.09), gammas=(1.5, 2.2, 3.2, 5.0)) -> tuple:
+    """The line profile (sigma, eta, gamma) of a spectrum, in pixels.
+
+    The core width comes from the brightest isolated lines (:func:`fit_lsf`); the
+    wing (fraction ``eta``, HWHM ``gamma``), which a local fit cannot tell from the
+    continuum, from the chi-square of the whole-spectrum fit over a grid of
+    ``etas`` x ``gammas`` with the lines found by a first decomposition; then the
+    core width again with the chosen wing. With ``fit_wing`` false (the default) the
+    wing is the configured one and only the core width is fitted. Meant to run once
+    per camera on a bright spectrum and be passed as ``lsf`` to :func:`decompose_spectrum` for all.
+    """
+    from ..config import DecomposeConfig
+
+    cfg = config or DecomposeConfig()
+    first = decompose_spectrum(loglam, flux, ivar, arm=arm, config=cfg, named=named)
+    if first.flag & (NOFIT | LSF_DEFAULT):
+        return first.lsf, first.flag & (NOFIT | LSF_DEFAULT)
+    y, w, dlam, basis = _prepare(loglam, flux, ivar, cfg)
+    snr = first.flux / np.maximum(first.flux_err, 1e-30)
+    shift = snr > cfg.shift_sigma
+    sigma = first.lsf[0]
+    if not cfg.fit_wing:
+        return first.lsf, 0
+    best = (np.inf, first.lsf)
+    for eta in etas:
+        for gamma in gammas:
+            _, chi2 = _final_fit(y, w, basis, dlam, first.centre, shift, (sigma, eta, gamma),
+                                 cfg.half_width, want_cov=False)
+            if chi2 < best[0]:
+                best = (chi2, (sigma, eta, gamma))
+    _, eta, gamma = best[1]
+    good = w > 0
+    again = fit_lsf(y, w, dlam, first.centre, snr, start=(sigma,), n_lines=cfg.lsf_lines,
+                    fixed_wing=(eta, gamma))
+    return ((again[0] if again else sigma), eta, gamma), (0 if good.any() else NOFIT)
+
+
+def _prepare(loglam, flux, ivar, cfg):
+    loglam = np.asarray(loglam, dtype=float)
+    flux = np.asarray(flux, dtype=float)
+    ivar = np.asarray(ivar, dtype=float)
+    good = (ivar > 0) & np.isfinite(flux) & np.isfinite(ivar)
+    step = float(np.median(np.diff(loglam)))
+    edges = np.concatenate([[loglam[0] - step / 2], 0.5 * (loglam[1:] + loglam[:-1]),
+                            [loglam[-1] + step / 2]])
+    gidx = np.flatnonzero(good)
+    basis = (_continuum_basis(loglam, int(gidx[0]), int(gidx[-1]), cfg)
+             if gidx.size else None)
+    return np.where(good, flux, 0.0), np.where(good, ivar, 0.0), np.diff(10.0 ** edges), basis
+
+
+def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
+            fixed_wing=None):
+    """Profile (sigma, eta, gamma) from the brightest isolated lines, or None.
+
+    Each line's window (``window`` pixels either side) is fitted with a straight
+    line plus the line and its shift column, and any other peak inside it; the
+    summed chi-square is minimised over the three profile parameters.
+    """
+    from scipy.optimize import minimize
+
+    order = np.argsort(snr)[::-1]
+    chosen = []
+    for i in order:
+        if snr[i] < 30 or len(chosen) >= n_lines:
+            break
+        near = np.abs(centres - centres[i])
+        if np.any((near > 0) & (near < 6) & (snr > 0.05 * snr[i])):
+            continue
+        lo, hi = int(centres[i]) - window, int(centres[i]) + window + 1
+        if lo < 0 or hi > flux.size or np.mean(ivar[lo:hi] > 0) < 0.9:
+            continue
+        chosen.append((i, lo, hi))
+    if len(chosen) < 2:
+        return None
+    windows = []
+    for _i, lo, hi in chosen:
+        others = np.flatnonzero((centres >= lo) & (centres < hi))
+        windows.append((lo, hi, centres[others]))
+    npix = flux.size
+
+    def cost(theta):
+        sigma, eta, gamma = (theta[0], *fixed_wing) if fixed_wing else theta
+        if not (0.4 < sigma < 4 and 0 <= eta < 0.5 and 0.5 < gamma < 30):
+            return 1e30
+        total = 0.0
+        for lo, hi, cs in windows:
+            cols = line_columns(cs, npix, dlam, sigma=sigma, eta=eta, gamma=gamma,
+                                half_width=window + 10, derivative=np.ones(cs.size, bool))
+            a = cols[lo:hi].toarray()
+            x = np.arange(hi - lo) / (hi - lo) - 0.5
+            a = np.column_stack([np.ones(hi - lo), x, a])
+            sw = np.sqrt(ivar[lo:hi])
+            coef, *_ = np.linalg.lstsq(a * sw[:, None], flux[lo:hi] * sw, rcond=None)
+            total += float(np.sum(((flux[lo:hi] - a @ coef) * sw) ** 2))
+        return total
+
+    start = np.asarray(start, float)[:1 if fixed_wing else 3]
+    res = minimize(cost, start, method="Nelder-Mead",
+                   options={"xatol": 1e-3, "fatol": 1e-3, "maxfev": 200})
+    if not np.isfinite(res.fun) or res.fun >= 1e30:
+        return None
+    if fixed_wing:
+        return (float(res.x[0]), *fixed_wing)
+    return tuple(float(v) for v in res.x)
+
+
+def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
+                       lsf=None) -> Decomposition:
+    """Continuum and emission lines of one spectrum (pure: arrays in, arrays out).
+
+    Parameters
+    ----------
+    loglam : array_like (npix,)
+        log10 wavelength centres (uniform step).
+    flux, ivar : array_like (npix,)
+        Flux density and inverse variance (0 = masked).
+    arm : {"b", "r"}
+        Camera arm (default profile when it cannot be fitted).
+    config : DecomposeConfig
+    named : astropy Table, optional
+        Named lines (NAME, WAVE vacuum Angstrom) to identify.
+    lsf : tuple, optional
+        Fixed (sigma, eta, gamma) in pixels; default: fitted (or the config's).
+
+    Returns
+    -------
+    Decomposition
+
+    Examples
+    --------
+    >>> from skymodelling.spectral.lsf import pixel_profile
+    >>> loglam = 3.6 + 1e-4 * np.arange(600)
+    >>> dlam = 10 ** loglam * np.log(10) * 1e-4
+    >>> flux = 5.0 + 300.0 * pixel_profile(np.arange(600) - 300.3, 1.1, 0.04, 3.5) / dlam
+    >>> d = decompose_spectrum(loglam, flux, np.full(600, 100.0), arm="b",
+    ...                        lsf=(1.1, 0.04, 3.5))
+    >>> round(float(d.flux[np.argmax(d.flux)]), 1)
+    300.0
+    """
+    from ..config import DecomposeConfig
+
+    cfg = config or DecomposeConfig()
+    loglam = np.asarray(loglam, dtype=float)
+    flux = np.asarray(flux, dtype=float)
+    ivar = np.asarray(ivar, dtype=float)
+    npix = flux.size
+    good = (ivar > 0) & np.isfinite(flux) & np.isfinite(ivar)
+    w = np.where(good, ivar, 0.0)
+    y = np.where(good, flux, 0.0)
+    step = float(np.median(np.diff(loglam)))
+    edges = np.concatenate([[loglam[0] - step / 2], 0.5 * (loglam[1:] + loglam[:-1]),
+                            [loglam[-1] + step / 2]])
+    dlam = np.diff(10.0 ** edges)
+    empty = np.zeros(0)
+    if good.sum() < max(50, 4 * cfg.knot_spacing):
+        z = np.zeros(npix)
+        return Decomposition(z, z.copy(), z.copy(), empty, empty, empty, empty.astype(bool),
+                             empty.astype(str), np.zeros((0, 0)), (np.nan,) * 3, np.nan, NOFIT)
+    flag = 0
+    gidx = np.flatnonzero(good)
+    basis = _continuum_basis(loglam, int(gidx[0]), int(gidx[-1]), cfg)
+    ncont = basis.shape[1]
+
+    # first continuum: spline fit with pixels far above it (lines) given no weight
+    wc = w.copy()
+    for _ in range(4):
+        coef, _ = _solve(basis, y, wc)
+        cont = basis @ coef
+        z = (y - cont) * np.sqrt(w)
+        wc = np.where(z > 2.5, 0.0, w)
+    sigma0 = lsf[0] if lsf else (cfg.lsf_sigma or DEFAULT_LSF[arm][0])
+    resid = y - cont
+    snr = _matched_snr(resid, w, sigma0)
+    centres, csnr = _peaks(snr, resid, cfg.detect_sigma, empty)
+    names = np.full(centres.size, "", dtype=object)
+    found = np.ones(centres.size, bool)
+    if named is not None and len(named):
+        u_named = (np.log10(np.asarray(named["WAVE"], float)) - loglam[0]) / step
+        for nm, un in zip(np.asarray(named["NAME"]).astype(str), u_named, strict=True):
+            if not (gidx[0] + 2 <= un <= gidx[-1] - 2) or not good[int(round(un))]:
+                continue
+            d = np.abs(centres - un) if centres.size else np.zeros(0)
+            free = d.size and np.any((d <= cfg.match_pixels) & (names == ""))
+            if free:
+                j = int(np.argmin(np.where(names == "", d, np.inf)))
+                names[j] = nm
+            else:
+                centres = np.append(centres, un)
+                csnr = np.append(csnr, 0.0)
+                names = np.append(names, nm)
+                found = np.append(found, False)
+
+    # the line profile
+    if lsf is None and cfg.lsf_sigma is not None:
+        lsf = (cfg.lsf_sigma, cfg.lsf_eta, cfg.lsf_gamma)
+    if lsf is None:
+        wing = cfg.wing_blue if arm == "b" else cfg.wing_red
+        start = (sigma0, *wing)
+        lsf = fit_lsf(y, w, dlam, centres, csnr, start=start, n_lines=cfg.lsf_lines,
+                      fixed_wing=None if cfg.fit_wing else wing)
+        if lsf is None:
+            lsf, flag = DEFAULT_LSF[arm], flag | LSF_DEFAULT
+    sigma, eta, gamma = lsf
+
+    for it in range(cfg.iterations + 1):
+        if centres.size > cfg.max_lines:
+            keep = np.argsort(-np.where(names != "", np.inf, csnr))[:cfg.max_lines]
+            keep.sort()
+            centres, csnr, names, found = centres[keep], csnr[keep], names[keep], found[keep]
+            flag |= MANYLINES
+        for attempt in range(6):   # drop lines that come out negative
+            shift = csnr > cfg.shift_sigma
+            cols = line_columns(centres, npix, dlam, sigma=sigma, eta=eta, gamma=gamma,
+                                half_width=cfg.half_width, derivative=shift,
+                                width_derivative=True)
+            design = sp.hstack([basis, cols]).tocsc()
+            coef, _ = _solve(design, y, w)
+            amp = coef[ncont:ncont + centres.size]
+            neg = (amp <= 0) & (names == "")
+            # always leave the loop right after a solve, so that shift, coef and
+            # the line arrays describe the same set of lines
+            if not neg.any() or attempt == 5:
+                break
+            keep = ~neg
+            centres, csnr, names, found = centres[keep], csnr[keep], names[keep], found[keep]
+        model = design @ coef
+        # refine the centres of bright lines by their shift coefficient
+        nsh = int(shift.sum())
+        if nsh:
+            first = ncont + centres.size
+            dshift = coef[first:first + nsh] / np.where(amp[shift] > 0, amp[shift], np.inf)
+            centres[shift] += np.clip(dshift, -1.0, 1.0)
+        if it == cfg.iterations:
+            break
+        resid = y - model
+        snr = _matched_snr(resid, w, sigma)
+        new, nsnr = _peaks(snr, resid, cfg.detect_sigma, centres)
+        # S/N of the existing lines from this fit (ignoring correlations: cheap)
+        aw = sp.diags(np.sqrt(w)) @ cols[:, :centres.size]
+        info = np.asarray(aw.multiply(aw).sum(axis=0)).ravel()
+        csnr = amp * np.sqrt(info)
+        if new.size == 0 and not nsh:
+            break
+        centres = np.append(centres, new)
+        csnr = np.append(csnr, nsnr)
+        names = np.append(names, np.full(new.size, "", dtype=object))
+        found = np.append(found, np.ones(new.size, bool))
+
+    # final solution with the refined centres; the shift and width columns of bright
+    # lines stay (they carry no flux: their profiles integrate to zero)
+    shift = csnr > cfg.shift_sigma
+    coef, cov, cols = _final_fit(y, w, basis, dlam, centres, shift, lsf, cfg.half_width)
+    nl = centres.size
+    amp = coef[ncont:ncont + nl]
+    cont = basis @ coef[:ncont]
+    lines = cols @ coef[ncont:]
+    model = cont + lines
+    ncol = coef.size
+    chi2 = float(np.sum((y - model) ** 2 * w))
+    dof = max(int(good.sum()) - ncol, 1)
+    rchi2 = chi2 / dof
+    if rchi2 > 2:
+        flag |= HIGHCHI2
+    filled = np.where(good, y - lines, cont)
+    smooth = median_filter(filled, size=cfg.smooth_pixels, mode="nearest")
+    span = np.zeros(npix, bool)
+    span[gidx[0]:gidx[-1] + 1] = True
+    order = np.argsort(centres)
+    return Decomposition(
+        CONT=np.where(span, cont, 0.0), LINES=np.where(span, lines, 0.0),
+        CONT_SMOOTH=np.where(span, smooth, 0.0), centre=centres[order], flux=amp[order],
+        flux_err=np.sqrt(np.maximum(np.diag(cov), 0.0))[order], found=found[order],
+        name=names[order].astype(str), cov=cov[np.ix_(order, order)], lsf=(sigma, eta, gamma),
+        rchi2=rchi2, flag=flag)
+
+
+__all__ = ["decompose_spectrum", "fit_profile", "fit_lsf", "Decomposition", "NOFIT", "LSF_DEFAULT",
+           "HIGHCHI2", "MANYLINES", "DEFAULT_LSF"]

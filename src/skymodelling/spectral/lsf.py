@@ -1,0 +1,111 @@
+"""Line-spread function on a log-lambda grid: Gaussian core plus Lorentzian wing.
+
+A line of unit flux centred at pixel coordinate ``u0`` (pixels of the 1e-4 dex
+grid, fractional) puts into pixel ``j`` the fraction
+
+    P_j = (1 - eta) [Phi((j + 1/2 - u0) / sigma) - Phi((j - 1/2 - u0) / sigma)]
+          + eta [atan((j + 1/2 - u0) / gamma) - atan((j - 1/2 - u0) / gamma)] / pi
+
+i.e. the profile is integrated exactly over each pixel (a Gaussian core of
+width ``sigma`` pixels holding ``1 - eta`` of the flux and a Lorentzian
+scattering wing of half width at half maximum ``gamma`` pixels holding ``eta``).
+Columns are cut at ``half_width`` pixels from the centre; the Lorentzian flux
+beyond (``eta * 2/pi * gamma / half_width`` of the line, ~0.3 % for eta = 0.05,
+gamma = 4.5, half_width = 40) is left to the smooth continuum.
+
+Divided by the pixel widths in Angstrom, ``P_j`` becomes a flux density, so
+the amplitude fitted to a column is the line's integrated flux.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import ndtr
+
+__all__ = ["pixel_profile", "profile_derivative", "line_columns"]
+
+
+def pixel_profile(offset, sigma: float, eta: float, gamma: float) -> np.ndarray:
+    """Fraction of a unit line in a pixel whose centre is ``offset`` pixels from the line.
+
+    Examples
+    --------
+    >>> u = np.arange(-200, 201)
+    >>> round(float(pixel_profile(u, 1.05, 0.04, 3.5).sum()), 4)
+    0.9996
+    """
+    d = np.asarray(offset, dtype=float)
+    hi, lo = d + 0.5, d - 0.5
+    core = ndtr(hi / sigma) - ndtr(lo / sigma)
+    wing = (np.arctan(hi / gamma) - np.arctan(lo / gamma)) / np.pi
+    return (1.0 - eta) * core + eta * wing
+
+
+def profile_derivative(offset, sigma: float, eta: float, gamma: float) -> np.ndarray:
+    """d P / d u0 (change of :func:`pixel_profile` as the line centre moves by one pixel)."""
+    d = np.asarray(offset, dtype=float)
+    hi, lo = d + 0.5, d - 0.5
+    phi = (np.exp(-0.5 * (hi / sigma) ** 2) - np.exp(-0.5 * (lo / sigma) ** 2)) / (
+        sigma * np.sqrt(2.0 * np.pi))
+    lor = (1.0 / (1.0 + (hi / gamma) ** 2) - 1.0 / (1.0 + (lo / gamma) ** 2)) / (np.pi * gamma)
+    return -((1.0 - eta) * phi + eta * lor)   # d/du0 = -d/d(offset)
+
+
+def line_columns(centres, npix: int, dlam, *, sigma: float, eta: float, gamma: float,
+                 half_width: int = 40, derivative: np.ndarray | None = None,
+                 width_derivative: bool = False) -> sp.csc_matrix:
+    """Sparse design-matrix columns of lines at pixel coordinates ``centres``.
+
+    Parameters
+    ----------
+    centres : array_like
+        Line centres in (fractional) pixels of the grid.
+    npix : int
+        Pixels of the grid.
+    dlam : array_like (npix,)
+        Pixel widths in Angstrom (columns are flux densities per unit flux).
+    sigma, eta, gamma : float
+        LSF parameters in pixels (see the module notes).
+    half_width : int
+        Pixels either side of the centre where a column is non-zero.
+    derivative : bool array, optional
+        Lines that also get a column d P / d u0 (a linearised shift of the centre,
+        appended after the profile columns in the same order).
+
+    Returns
+    -------
+    scipy.sparse.csc_matrix (npix, n_lines [+ n_derivative])
+    """
+    centres = np.asarray(centres, dtype=float)
+    dlam = np.asarray(dlam, dtype=float)
+    offs = np.arange(-half_width, half_width + 1)
+    base = np.rint(centres).astype(int)
+    rows = base[:, None] + offs[None, :]
+    d = rows - centres[:, None]
+    ok = (rows >= 0) & (rows < npix)
+    cols = np.broadcast_to(np.arange(centres.size)[:, None], rows.shape)
+    vals = pixel_profile(d, sigma, eta, gamma)
+    r, c = rows[ok], cols[ok]
+    data = [vals[ok] / dlam[r]]
+    rr, cc = [r], [c]
+    ncol = centres.size
+    if derivative is not None and np.any(derivative):
+        idx = np.flatnonzero(derivative)
+        dv = profile_derivative(d[idx], sigma, eta, gamma)
+        okd = ok[idx]
+        rd = rows[idx][okd]
+        cd = np.broadcast_to(np.arange(idx.size)[:, None], okd.shape)[okd] + ncol
+        data.append(dv[okd] / dlam[rd])
+        rr.append(rd)
+        cc.append(cd)
+        ncol += idx.size
+        if width_derivative:
+            h = 1e-3 * sigma
+            dw = (pixel_profile(d[idx], sigma + h, eta, gamma)
+                  - pixel_profile(d[idx], sigma - h, eta, gamma)) / (2 * h)
+            data.append(dw[okd] / dlam[rd])
+            rr.append(rd)
+            cc.append(cd + idx.size)
+            ncol += idx.size
+    return sp.csc_matrix((np.concatenate(data), (np.concatenate(rr), np.concatenate(cc))),
+                         shape=(npix, ncol))

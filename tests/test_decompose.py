@@ -1,0 +1,154 @@
+"""Stage decompose: line profile, continuum + lines fit, and the stage on a simulated tree."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from skymodelling.cli import main
+from skymodelling.config import Config, DecomposeConfig, load_config
+from skymodelling.errors import SkyModellingError
+from skymodelling.spectral.decompose import NOFIT, decompose_spectrum
+from skymodelling.spectral.lsf import line_columns, pixel_profile, profile_derivative
+from skymodelling.stages.decompose import EXTNAME, output_path, run_decompose
+
+LSF = (1.1, 0.04, 3.5)
+NPIX = 2000
+LOGLAM = 3.6 + 1e-4 * np.arange(NPIX)
+DLAM = np.diff(10 ** np.concatenate([[LOGLAM[0] - 5e-5], LOGLAM + 5e-5]))
+
+
+def _continuum():
+    x = np.arange(NPIX) / NPIX
+    return 4.0 + 1.5 * x - 1.0 * x ** 2 + 0.3 * np.sin(3 * x)
+
+
+def _lines(centres, fluxes, lsf=LSF):
+    cols = line_columns(np.asarray(centres, float), NPIX, DLAM, sigma=lsf[0], eta=lsf[1],
+                        gamma=lsf[2], half_width=200)
+    return cols @ np.asarray(fluxes, float)
+
+
+def _noisy(truth, rng, floor=0.05):
+    var = floor ** 2 + 0.002 * truth        # photon-like noise
+    return truth + rng.normal(0, np.sqrt(var)), 1.0 / var
+
+
+def test_profile_is_normalised_and_its_derivative_is_right():
+    u = np.arange(-2000, 2001) - 0.37
+    assert pixel_profile(u, *LSF).sum() == pytest.approx(1.0, abs=2e-4)
+    e = 1e-5
+    num = (pixel_profile(u[1990:2010] - e, *LSF) - pixel_profile(u[1990:2010] + e, *LSF)) / (
+        2 * e)
+    assert np.allclose(profile_derivative(u[1990:2010], *LSF), num, atol=1e-8)
+
+
+def test_continuum_plus_lines_reproduce_a_noisy_spectrum():
+    rng = np.random.default_rng(3)
+    centres = rng.uniform(60, NPIX - 60, 40) + rng.uniform(-0.5, 0.5, 40)
+    fluxes = rng.uniform(5, 400, 40)
+    truth_cont = _continuum()
+    truth = truth_cont + _lines(centres, fluxes)
+    flux, ivar = _noisy(truth, rng)
+    d = decompose_spectrum(LOGLAM, flux, ivar, arm="b", lsf=LSF)
+    assert d.flag & NOFIT == 0
+    assert 0.9 < d.rchi2 < 1.1
+    assert np.median(np.abs(d.CONT / truth_cont - 1)) < 0.005
+    assert np.allclose(d.CONT + d.LINES, truth, atol=5 / np.sqrt(ivar).min() + 0.02 * truth)
+
+
+def test_the_profile_is_fitted_when_not_given():
+    rng = np.random.default_rng(4)
+    centres = np.linspace(80, NPIX - 80, 30) + rng.uniform(-0.5, 0.5, 30)
+    truth = _continuum() + _lines(centres, rng.uniform(200, 2000, 30))
+    flux, ivar = _noisy(truth, rng)
+    d = decompose_spectrum(LOGLAM, flux, ivar, arm="b")
+    assert d.lsf[0] == pytest.approx(LSF[0], rel=0.05)
+    assert d.rchi2 < 1.5
+
+
+def test_pure_continuum_gets_no_significant_line():
+    rng = np.random.default_rng(5)
+    flux, ivar = _noisy(_continuum(), rng)
+    d = decompose_spectrum(LOGLAM, flux, ivar, arm="r", lsf=LSF)
+    snr = d.flux / d.flux_err
+    assert np.sum(snr > 5) <= 1           # a 5 sigma fluctuation is possible but rare
+    assert np.abs(d.LINES).max() < 5 * np.sqrt(1 / ivar).max()
+    assert 0.9 < d.rchi2 < 1.1
+
+
+def test_injected_line_is_recovered_within_its_error():
+    rng = np.random.default_rng(6)
+    pulls = []
+    for k in range(20):
+        truth = _continuum() + _lines([1000.3 + 0.05 * k], [25.0])
+        flux, ivar = _noisy(truth, rng)
+        named = Table({"NAME": ["TEST"], "WAVE": [10 ** (LOGLAM[0] + 1e-4 * 1000.3)]})
+        d = decompose_spectrum(LOGLAM, flux, ivar, arm="b", lsf=LSF, named=named)
+        f, e = d.named_flux(["TEST"])
+        pulls.append((f - 25.0) / e)
+    pulls = np.array(pulls)
+    assert np.all(np.abs(pulls) < 4)
+    assert 0.5 < np.std(pulls) < 1.6
+
+
+def test_masked_spectrum_is_flagged():
+    d = decompose_spectrum(LOGLAM, np.ones(NPIX), np.zeros(NPIX), arm="b")
+    assert d.flag & NOFIT and d.flux.size == 0
+
+
+def test_config_validation(tmp_path):
+    with pytest.raises(SkyModellingError):
+        DecomposeConfig(knot_spacing=2)
+    with pytest.raises(SkyModellingError):
+        DecomposeConfig(lsf_sigma=1.0)
+    path = tmp_path / "c.json"
+    path.write_text('{"decompose": {"knot_spacing": 60}}')
+    assert load_config(path).decompose.knot_spacing == 60
+
+
+@pytest.fixture(scope="module")
+def mean_out(noiseless_tree, tmp_path_factory):
+    from skymodelling.stages.extract import run_extract
+    from skymodelling.stages.mean import run_mean
+
+    out = tmp_path_factory.mktemp("decompose") / "out"
+    run_extract(noiseless_tree, out)
+    run_mean(out)
+    return out
+
+
+def test_stage_writes_the_documented_file_and_skips_when_complete(mean_out):
+    summary = run_decompose(mean_out)
+    assert summary.n_spectra > 0 and summary.n_failures == 0
+    path = next((mean_out / "decompose").glob("*/decomp-*.fits"))
+    with fits.open(path) as hdul:
+        assert hdul[0].header["SMSTAGE"] == "decompose"
+        meta = Table.read(hdul[EXTNAME])
+        lines = Table.read(hdul["FITLINES"])
+        for cam in set(np.asarray(meta["CAMERA"]).astype(str)):
+            n = int(np.sum(np.asarray(meta["CAMERA"]).astype(str) == cam))
+            for kind in ("CONT", "LINES", "CONT_SMOOTH"):
+                assert hdul[f"{cam.upper()}_{kind}"].data.shape[0] == n
+    for col in ("PLATE", "MJD", "IMG", "CAMERA", "ROW", "RCHI2", "FLAG", "LSF_SIGMA",
+                "OI5577_FLUX", "OI5577_FLUX_ERR", "NAD_FLUX"):
+        assert col in meta.colnames
+    assert len(lines) > 0 and lines["FOUND"].any()
+    b = np.asarray(meta["CAMERA"]).astype(str) == "b1"
+    assert np.all(np.asarray(meta["OI5577_FLUX"])[b] > 0)
+    plate, mjd = int(meta["PLATE"][0]), int(meta["MJD"][0])
+    assert output_path(mean_out, plate, mjd) == path
+    again = run_decompose(mean_out)
+    assert again.n_skipped == again.n_tasks
+
+
+def test_command_line(mean_out):
+    assert main(["decompose", str(mean_out)]) == 0
+    with pytest.raises(SystemExit):
+        main(["decompose", str(mean_out), "--spectra", "fibres"])
+
+
+def test_stage_needs_mean_output(tmp_path):
+    with pytest.raises(SkyModellingError):
+        run_decompose(tmp_path, Config())
