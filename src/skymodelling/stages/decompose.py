@@ -118,14 +118,21 @@ def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
                     if strict:
                         raise SkyModellingError(f"{path}: exposure {row['IMG']} {cam}: {reason}")
                     failures.add(reason, expid=int(row["IMG"]), camera=cam, file=path)
-                lam = 10.0 ** (loglam[0] + COADD_DLOGLAM * res.centre)
-                for j in range(res.flux.size):
-                    line_rows.append((row["IMG"], cam, int(meta["ROW"][r]), lam[j], res.flux[j],
-                                      res.flux_err[j], bool(res.found[j]), res.name[j]))
+                n = res.flux.size
+                line_rows.append({
+                    "IMG": np.full(n, row["IMG"], dtype=np.int32),
+                    "CAMERA": np.full(n, cam, dtype="U3"),
+                    "ROW": np.full(n, int(meta["ROW"][r]), dtype=np.int32),
+                    "WAVE": 10.0 ** (loglam[0] + COADD_DLOGLAM * np.asarray(res.centre)),
+                    "FLUX": np.asarray(res.flux, dtype=float),
+                    "FLUX_ERR": np.asarray(res.flux_err, dtype=float),
+                    "FOUND": np.asarray(res.found, dtype=bool),
+                    "NAME": np.asarray(res.name).astype("U16")})
     table = Table(rows=rows, names=list(rows[0]) if rows else None) if rows else Table()
-    lines = Table(rows=line_rows or None, names=("IMG", "CAMERA", "ROW", "WAVE", "FLUX",
-                                                 "FLUX_ERR", "FOUND", "NAME"),
-                  dtype=(np.int32, "U3", np.int32, float, float, float, bool, "U16"))
+    columns = ("IMG", "CAMERA", "ROW", "WAVE", "FLUX", "FLUX_ERR", "FOUND", "NAME")
+    dtypes = (np.int32, "U3", np.int32, float, float, float, bool, "U16")
+    lines = Table({c: np.concatenate([d[c] for d in line_rows]) if line_rows
+                   else np.zeros(0, dtype=t) for c, t in zip(columns, dtypes, strict=True)})
     return table, lines, images, grids
 
 
