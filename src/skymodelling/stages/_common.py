@@ -210,3 +210,46 @@ def run_tasks(stage: str, func, tasks: list, out, workers: int) -> StageSummary:
         summary.add(result)
     summary.finish(out, t0)
     return summary
+
+
+def plate_task(stage: str, source: Path, out, config, strict: bool, *, target_of, inputs,
+               work) -> dict:
+    """The skeleton of a per-plate task that reads one earlier output file.
+
+    Skips the plate when its output is complete and was made from the same
+    ``inputs`` with the same settings; otherwise calls
+    ``work(target, plate, mjd, failures)``, which writes ``target`` and returns
+    the number of spectra, then marks the output complete. A problem with the
+    input is recorded in ``OUT/failures`` (or raised with ``strict``).
+    """
+    import time
+
+    from ..errors import SkyModellingError
+
+    t0 = time.perf_counter()
+    header = fits.getheader(source)
+    plate, mjd = int(header["PLATE"]), int(header["MJD"])
+    target = target_of(out, plate, mjd)
+    digest = config.digest(stage)
+    failures = FailureLog(stage, plate, mjd)
+    summary = {"plate": plate, "mjd": mjd, "n_spectra": 0, "skipped": False, "n_failures": 0,
+               "seconds": 0.0}
+    info = marker_info(target)
+    if is_complete(target, digest) and info.get("inputs") == inputs:
+        summary.update(skipped=True, n_spectra=info.get("n_spectra", 0))
+        return summary
+    invalidate(target)
+    try:
+        n_spectra = work(target, plate, mjd, failures)
+    except (SkyModellingError, OSError) as exc:
+        if strict:
+            raise
+        failures.add(str(exc), file=source)
+        failures.write(out)
+        summary["n_failures"] = len(failures.rows)
+        return summary
+    mark_complete(target, digest, n_spectra=n_spectra, inputs=inputs)
+    failures.write(out)
+    summary.update(n_spectra=n_spectra, n_failures=len(failures.rows),
+                   seconds=time.perf_counter() - t0)
+    return summary

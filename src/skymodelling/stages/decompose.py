@@ -160,37 +160,16 @@ def decompose_plate(task) -> dict:
     from .lines import input_signature
 
     source, config, out, strict = task
-    t0 = time.perf_counter()
-    header = fits.getheader(source)
-    plate, mjd = int(header["PLATE"]), int(header["MJD"])
-    failures = _common.FailureLog(STAGE, plate, mjd)
-    target = output_path(out, plate, mjd)
-    digest = config.digest(STAGE)
-    summary = {"plate": plate, "mjd": mjd, "n_spectra": 0, "skipped": False, "n_failures": 0,
-               "seconds": 0.0}
-    mean_sig = input_signature(source)
-    info = _common.marker_info(target)
-    if _common.is_complete(target, digest) and info.get("inputs", {}).get("mean") == mean_sig:
-        summary.update(skipped=True, n_spectra=info.get("n_spectra", 0))
-        return summary
-    _common.invalidate(target)
-    try:
+
+    def work(target, plate, mjd, failures):
         table, lines, images, grids = decompose_file(source, config, failures, strict)
-    except (BossFileError, SkyModellingError, OSError) as exc:
-        if strict:
-            raise
-        failures.add(str(exc), file=source)
-        failures.write(out)
-        summary["n_failures"] = len(failures.rows)
-        return summary
-    primary = _common.primary_hdu(STAGE, config, PLATE=plate, MJD=mjd, NDECOMP=len(table),
-                                  MEAN=(source.name, "mean output decomposed"))
-    write_hdus(target, _hdus(table, lines, images, grids, primary))
-    _common.mark_complete(target, digest, n_spectra=len(table), inputs={"mean": mean_sig})
-    failures.write(out)
-    summary.update(n_spectra=len(table), n_failures=len(failures.rows),
-                   seconds=time.perf_counter() - t0)
-    return summary
+        primary = _common.primary_hdu(STAGE, config, PLATE=plate, MJD=mjd, NDECOMP=len(table),
+                                      MEAN=(source.name, "mean output decomposed"))
+        write_hdus(target, _hdus(table, lines, images, grids, primary))
+        return len(table)
+
+    return _common.plate_task(STAGE, source, out, config, strict, target_of=output_path,
+                              inputs={"mean": input_signature(source)}, work=work)
 
 
 def run_decompose(out, config: Config | None = None, *, spectra: str = "mean", workers: int = 1,

@@ -17,15 +17,13 @@ row per row of the extract META table, in the same order (docs/lines.md).
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
 from astropy.table import Table
 
 from ..config import Config
-from ..errors import BossFileError, SkyModellingError
+from ..errors import BossFileError
 from ..io.fitsutil import open_fits, write_hdus
 from ..spectral.features import load_features, measure_features
 from ..spectral.photometry import BANDS, sky_magnitudes
@@ -120,42 +118,21 @@ def input_signature(path: Path) -> dict:
 
 def lines_plate(task) -> dict:
     """Run the stage on one extract output (a worker task)."""
-    source, config, out, strict = task
-    t0 = time.perf_counter()
-    header = fits.getheader(source)
-    plate, mjd = int(header["PLATE"]), int(header["MJD"])
-    failures = _common.FailureLog(STAGE, plate, mjd)
-    target = output_path(out, plate, mjd)
-    digest = config.digest(STAGE)
-    inputs = input_signature(source)
-    summary = {"plate": plate, "mjd": mjd, "n_spectra": 0, "skipped": False, "n_failures": 0,
-               "seconds": 0.0}
-    if _common.is_complete(target, digest) and \
-            _common.marker_info(target).get("inputs") == inputs:
-        summary.update(skipped=True, n_spectra=_common.marker_info(target).get("n_spectra", 0))
-        return summary
-    _common.invalidate(target)
-    try:
-        table = lines_table(source, config)
-    except (BossFileError, SkyModellingError) as exc:
-        if strict:
-            raise
-        failures.add(str(exc), file=source)
-        failures.write(out)
-        summary["n_failures"] = 1
-        return summary
     from .extract import table_hdu
 
-    features = load_features(config.lines.line_list)
-    hdu = table_hdu(table, "LINES", column_units(features))
-    primary = _common.primary_hdu(STAGE, config, PLATE=plate, MJD=mjd, NSPEC=len(table),
-                                  FIBAREA=(config.lines.fiber_area_arcsec2,
-                                           "fibre solid angle, arcsec2"))
-    write_hdus(target, [primary, hdu])
-    _common.mark_complete(target, digest, n_spectra=len(table), inputs=inputs)
-    failures.write(out)
-    summary.update(n_spectra=len(table), seconds=time.perf_counter() - t0)
-    return summary
+    source, config, out, strict = task
+
+    def work(target, plate, mjd, failures):
+        table = lines_table(source, config)
+        features = load_features(config.lines.line_list)
+        primary = _common.primary_hdu(STAGE, config, PLATE=plate, MJD=mjd, NSPEC=len(table),
+                                      FIBAREA=(config.lines.fiber_area_arcsec2,
+                                               "fibre solid angle, arcsec2"))
+        write_hdus(target, [primary, table_hdu(table, "LINES", column_units(features))])
+        return len(table)
+
+    return _common.plate_task(STAGE, source, out, config, strict, target_of=output_path,
+                              inputs=input_signature(source), work=work)
 
 
 def run_lines(out, config: Config | None = None, *, workers: int = 1,

@@ -14,7 +14,6 @@ Output: ``OUT/mean/<plate4>/mean-<plate4>-<mjd5>.fits`` (docs/mean.md).
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -364,44 +363,21 @@ def mean_plate(task) -> dict:
     from .lines import input_signature
 
     source, config, out, strict = task
-    t0 = time.perf_counter()
-    header = fits.getheader(source)
-    plate, mjd = int(header["PLATE"]), int(header["MJD"])
-    failures = _common.FailureLog(STAGE, plate, mjd)
-    target = output_path(out, plate, mjd)
-    digest = config.digest(STAGE)
-    summary = {"plate": plate, "mjd": mjd, "n_spectra": 0, "skipped": False, "n_failures": 0,
-               "seconds": 0.0}
-    extract_sig = input_signature(source)
-    info = _common.marker_info(target)
-    if _common.is_complete(target, digest) and info.get("inputs", {}).get(
-            "extract") == extract_sig and info["inputs"].get("enrich") == _enrich_signature(
-            source, out):
-        summary.update(skipped=True, n_spectra=info.get("n_spectra", 0))
-        return summary
-    _common.invalidate(target)
-    try:
+    inputs = {"extract": input_signature(source), "enrich": _enrich_signature(source, out)}
+
+    def work(target, plate, mjd, failures):
         table, arrays, grids, enrich_sig = mean_file(source, config, failures, out, strict)
-    except (BossFileError, SkyModellingError) as exc:
-        if strict:
-            raise
-        failures.add(str(exc), file=source)
-        failures.write(out)
-        summary["n_failures"] = len(failures.rows)
-        return summary
-    features = load_features(config.lines.line_list)
-    primary = _common.primary_hdu(
-        STAGE, config, PLATE=plate, MJD=mjd, NMEAN=len(table),
-        EXTRACT=(source.name, "extract output averaged"),
-        ENRICHED=(enrich_sig is not None, "conditions from enrich joined"),
-        FIBAREA=(config.lines.fiber_area_arcsec2, "fibre solid angle, arcsec2"))
-    write_hdus(target, _hdus(table, arrays, grids, features, primary))
-    _common.mark_complete(target, digest, n_spectra=len(table),
-                          inputs={"extract": extract_sig, "enrich": enrich_sig})
-    failures.write(out)
-    summary.update(n_spectra=len(table), n_failures=len(failures.rows),
-                   seconds=time.perf_counter() - t0)
-    return summary
+        features = load_features(config.lines.line_list)
+        primary = _common.primary_hdu(
+            STAGE, config, PLATE=plate, MJD=mjd, NMEAN=len(table),
+            EXTRACT=(source.name, "extract output averaged"),
+            ENRICHED=(enrich_sig is not None, "conditions from enrich joined"),
+            FIBAREA=(config.lines.fiber_area_arcsec2, "fibre solid angle, arcsec2"))
+        write_hdus(target, _hdus(table, arrays, grids, features, primary))
+        return len(table)
+
+    return _common.plate_task(STAGE, source, out, config, strict, target_of=output_path,
+                              inputs=inputs, work=work)
 
 
 def _enrich_signature(source: Path, out: Path):
