@@ -126,6 +126,26 @@ def _cmd_merge(args) -> int:
     return 0
 
 
+def _cmd_run(args) -> int:
+    from .config import load_config
+    from .executors import make_executor
+    from .pipeline import run_pipeline
+
+    if args.executor != "dask" and (args.scheduler or args.dask_workers):
+        raise SkyModellingError("--scheduler and --dask-workers need --executor dask")
+    config = load_config(args.config)
+    with make_executor(args.executor, workers=args.workers, scheduler=args.scheduler,
+                       dask_workers=args.dask_workers) as executor:
+        print(f"running {args.first} -> {args.last} on {executor.describe()}; "
+              f"log in {args.out}/run.log", flush=True)
+        summary = run_pipeline(args.raw, args.out, config, first=args.first, last=args.last,
+                               executor=executor, clouds=args.clouds, plates=args.plates,
+                               strict=args.strict)
+    print()
+    print(summary.describe())
+    return 1 if summary.n_failures else 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -147,6 +167,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="working folder (default: ./skymodelling-demo)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.set_defaults(func=_cmd_demo)
+
+    from .executors import EXECUTORS
+    from .pipeline import STAGES
+
+    p = sub.add_parser("run", help="run every stage (extract ... merge) on a BOSS tree",
+                       description="Run extract, enrich, lines, mean, decompose and merge in "
+                                   "order; each is resumable. Log: OUT/run.log.")
+    p.add_argument("raw", help="BOSS reduction tree (RAW/<run2d>/<plate>/...)")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--from", dest="first", choices=STAGES, default=STAGES[0],
+                   help="first stage to run (default extract)")
+    p.add_argument("--to", dest="last", choices=STAGES, default=STAGES[-1],
+                   help="last stage to run (default merge)")
+    p.add_argument("--executor", choices=EXECUTORS, default="process",
+                   help="local process pool (default), a Dask cluster, or serial in this "
+                        "process")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="processes of the local pool (default: CPUs, at most 4)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler address (tcp://host:8786) or scheduler file")
+    p.add_argument("--dask-workers", type=_positive_int, default=None, metavar="N",
+                   help="without --scheduler: start a local Dask cluster of N processes")
+    p.add_argument("--plates", type=_plates, default=None,
+                   help="only these plates (extract and enrich): P1,P2,...")
+    p.add_argument("--clouds", default=None, metavar="FILE",
+                   help="photometricity table for enrich (see skymodelling enrich)")
+    p.add_argument("--config", default=None, help="JSON configuration file")
+    p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("simulate", help="write a simulated BOSS reduction tree with its truth")
     p.add_argument("raw", help="output folder (must be new or empty)")

@@ -161,31 +161,38 @@ def primary_hdu(stage: str, config, **cards) -> fits.PrimaryHDU:
     return hdu
 
 
-def map_tasks(func, tasks: list, workers: int, desc: str, unit: str = "plate"):
+def map_tasks(func, tasks: list, workers: int, desc: str, unit: str = "plate", executor=None):
     """Yield ``func(task)`` for every task (in completion order) with a progress bar.
 
-    ``workers > 1`` uses a process pool; each task is a picklable tuple and
-    returns a small summary, so no large array travels between processes.
+    ``executor`` (:mod:`skymodelling.executors`) says where the tasks run; without
+    one, ``workers > 1`` uses a process pool for this call only and 1 runs them
+    here. Each task is a picklable tuple and returns a small summary dict, so no
+    large array travels between processes. The bar shows the plates done and,
+    from the summaries, the spectra and the problems recorded so far.
     """
     from tqdm import tqdm
 
-    bar = tqdm(total=len(tasks), desc=desc, unit=unit, file=sys.stderr,
-               disable=not sys.stderr.isatty() and len(tasks) < 2)
-    try:
-        if workers <= 1 or len(tasks) <= 1:
-            for task in tasks:
-                yield func(task)
-                bar.update()
-        else:
-            from concurrent.futures import ProcessPoolExecutor, as_completed
+    from ..executors import ProcessExecutor, SerialExecutor
 
-            with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
-                futures = [pool.submit(func, t) for t in tasks]
-                for fut in as_completed(futures):
-                    yield fut.result()
-                    bar.update()
+    own = executor is None
+    if own:
+        executor = (SerialExecutor() if workers <= 1 or len(tasks) <= 1
+                    else ProcessExecutor(min(workers, len(tasks))))
+    bar = tqdm(total=len(tasks), desc=f"{desc:<9s}", unit=unit, file=sys.stderr,
+               disable=not sys.stderr.isatty() and len(tasks) < 2)
+    spectra = problems = 0
+    try:
+        for result in executor.map_unordered(func, tasks):
+            if isinstance(result, dict):
+                spectra += int(result.get("n_spectra", 0))
+                problems += int(result.get("n_failures", 0))
+                bar.set_postfix(spectra=spectra, problems=problems, refresh=False)
+            bar.update()
+            yield result
     finally:
         bar.close()
+        if own:
+            executor.close()
 
 
 def extract_outputs(out) -> list[Path]:
@@ -199,14 +206,14 @@ def extract_outputs(out) -> list[Path]:
     return sources
 
 
-def run_tasks(stage: str, func, tasks: list, out, workers: int) -> StageSummary:
+def run_tasks(stage: str, func, tasks: list, out, workers: int, executor=None) -> StageSummary:
     """Run a stage's per-plate tasks (after clearing a killed run's temporary files)."""
     import time
 
     t0 = time.perf_counter()
     remove_stale_parts(Path(out) / stage)
     summary = StageSummary(stage, n_tasks=len(tasks))
-    for result in map_tasks(func, tasks, workers, desc=stage):
+    for result in map_tasks(func, tasks, workers, desc=stage, executor=executor):
         summary.add(result)
     summary.finish(out, t0)
     return summary

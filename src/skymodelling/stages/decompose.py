@@ -173,7 +173,7 @@ def decompose_plate(task) -> dict:
 
 
 def run_decompose(out, config: Config | None = None, *, spectra: str = "mean", workers: int = 1,
-                  strict: bool = False) -> _common.StageSummary:
+                  strict: bool = False, executor=None) -> _common.StageSummary:
     """Decompose every complete mean output under ``out`` (``spectra``: only ``mean``)."""
     config = config or Config()
     if spectra != "mean":
@@ -189,7 +189,8 @@ def run_decompose(out, config: Config | None = None, *, spectra: str = "mean", w
     named_lines(config.lines.line_list)
     summary = _common.StageSummary(STAGE, n_tasks=len(sources))
     tasks = [(p, config, out, strict) for p in sources]
-    for res in _common.map_tasks(decompose_plate, tasks, workers, desc=STAGE):
+    for res in _common.map_tasks(decompose_plate, tasks, workers, desc=STAGE,
+                                 executor=executor):
         summary.add(res)
     summary.finish(out, t0)
     return summary

@@ -348,7 +348,7 @@ def enrich_file(task_and_config) -> dict:
 # --------------------------------------------------------------- the stage
 
 def run_enrich(out, config: Config | None = None, *, clouds=None, workers: int = 1,
-               plates=None, strict: bool = False) -> _common.StageSummary:
+               plates=None, strict: bool = False, executor=None) -> _common.StageSummary:
     """Add observing conditions to every extracted sky spectrum in ``out``.
 
     Parameters
@@ -384,7 +384,8 @@ def run_enrich(out, config: Config | None = None, *, clouds=None, workers: int =
     _common.remove_stale_parts(out / STAGE)
     summary = _common.StageSummary(STAGE, n_tasks=len(tasks))
     args = [(t, config, phot, out, strict) for t in tasks]
-    for res in _common.map_tasks(enrich_file, args, workers, desc=STAGE):
+    for res in _common.map_tasks(enrich_file, args, workers, desc=STAGE,
+                                 executor=executor):
         summary.add(res)
     summary.finish(out, t0)
     return summary

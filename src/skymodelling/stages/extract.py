@@ -562,7 +562,7 @@ def copy_platelist(raw, out) -> Path | None:
 
 
 def run_extract(raw, out, config: Config | None = None, *, workers: int = 1, plates=None,
-                strict: bool = False) -> _common.StageSummary:
+                strict: bool = False, executor=None) -> _common.StageSummary:
     """Extract every sky fibre of every coadded exposure under ``raw`` into ``out``.
 
     Parameters
@@ -591,7 +591,8 @@ def run_extract(raw, out, config: Config | None = None, *, workers: int = 1, pla
     copy_platelist(raw, out)
     summary = _common.StageSummary(STAGE, n_tasks=len(tasks))
     args = [(t, config, refs, out, strict) for t in tasks]
-    for res in _common.map_tasks(extract_plate, args, workers, desc=STAGE):
+    for res in _common.map_tasks(extract_plate, args, workers, desc=STAGE,
+                                 executor=executor):
         summary.add(res)
     summary.finish(out, t0)
     return summary

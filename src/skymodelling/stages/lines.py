@@ -136,13 +136,13 @@ def lines_plate(task) -> dict:
 
 
 def run_lines(out, config: Config | None = None, *, workers: int = 1,
-              strict: bool = False) -> _common.StageSummary:
+              strict: bool = False, executor=None) -> _common.StageSummary:
     """Measure every complete extract output under ``out``."""
     config = config or Config()
     sources = _common.extract_outputs(out)
     load_features(config.lines.line_list)  # fail early on a bad line list
     tasks = [(p, config, Path(out), strict) for p in sources]
-    return _common.run_tasks(STAGE, lines_plate, tasks, out, workers)
+    return _common.run_tasks(STAGE, lines_plate, tasks, out, workers, executor)
 
 
 __all__ = ["run_lines", "lines_table", "measure_block", "output_path", "extract_output"]

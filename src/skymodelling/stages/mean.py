@@ -389,13 +389,13 @@ def _enrich_signature(source: Path, out: Path):
 
 
 def run_mean(out, config: Config | None = None, *, workers: int = 1,
-             strict: bool = False) -> _common.StageSummary:
+             strict: bool = False, executor=None) -> _common.StageSummary:
     """Mean sky spectra of every complete extract output under ``out``."""
     config = config or Config()
     sources = _common.extract_outputs(out)
     load_features(config.lines.line_list)  # fail early on a bad line list
     tasks = [(p, config, Path(out), strict) for p in sources]
-    return _common.run_tasks(STAGE, mean_plate, tasks, out, workers)
+    return _common.run_tasks(STAGE, mean_plate, tasks, out, workers, executor)
 
 
 __all__ = ["run_mean", "mean_file", "mean_spectrum", "clipped_mean", "reject_fibers",

@@ -169,7 +169,8 @@ def _inputs_digest(out: Path, platelist_path: Path | None, exclude: tuple) -> st
         for marker in sorted((out / stage).glob("*/*.done")):
             parts.append(f"{marker.relative_to(out)}:{marker.read_text()}")
     if platelist_path is not None and platelist_path.is_file():
-        parts.append(f"platelist:{platelist_path.stat().st_size}:{platelist_path.stat().st_mtime_ns}")
+        # content, not modification time: the same inputs give the same marker
+        parts.append(f"platelist:{hashlib.sha256(platelist_path.read_bytes()).hexdigest()}")
     parts.append(f"exclude:{sorted(exclude)}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 

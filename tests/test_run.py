@@ -1,0 +1,183 @@
+"""skymodelling run: the whole pipeline on serial, process-pool and Dask executors."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from skymodelling.cli import main
+from skymodelling.errors import SkyModellingError
+from skymodelling.executors import (
+    DaskExecutor,
+    ProcessExecutor,
+    SerialExecutor,
+    make_executor,
+)
+from skymodelling.pipeline import LOG_NAME, STAGES, run_pipeline
+
+
+def _square(x):
+    return x * x
+
+
+def _fail_on_three(x):
+    if x == 3:
+        raise ValueError("task three is broken")
+    return x
+
+
+@pytest.mark.parametrize("make", [SerialExecutor, lambda: ProcessExecutor(2)])
+def test_executor_maps_every_task_and_reports_memory(make):
+    with make() as ex:
+        assert sorted(ex.map_unordered(_square, range(7))) == [x * x for x in range(7)]
+        peaks = ex.peak_rss_mb
+    assert peaks and all(10 < mb < 100_000 for mb in peaks.values())
+
+
+def test_executor_raises_a_task_error():
+    with ProcessExecutor(2) as ex, pytest.raises(ValueError, match="task three"):
+        list(ex.map_unordered(_fail_on_three, range(6)))
+
+
+def test_make_executor_choices():
+    assert isinstance(make_executor("process", workers=1), SerialExecutor)
+    with make_executor("process", workers=2) as ex:
+        assert isinstance(ex, ProcessExecutor) and ex.workers == 2
+    with pytest.raises(SkyModellingError, match="unknown executor"):
+        make_executor("slurm")
+
+
+def _files(out: Path) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*")
+                  if p.is_file() and p.name != LOG_NAME)
+
+
+def _same_fits(a: Path, b: Path) -> None:
+    with fits.open(a) as ha, fits.open(b) as hb:
+        assert len(ha) == len(hb)
+        for x, y in zip(ha, hb):
+            keys = [k for k in x.header if k != "DATE"]
+            assert keys == [k for k in y.header if k != "DATE"], a
+            for k in keys:
+                assert x.header[k] == y.header[k], (a, k)
+            if isinstance(x, fits.BinTableHDU):
+                for name in x.columns.names:
+                    u, v = x.data[name], y.data[name]
+                    if u.dtype.kind == "f":
+                        np.testing.assert_array_equal(u, v, err_msg=f"{a} {name}")
+                    else:
+                        assert np.array_equal(u, v), (a, name)
+            elif x.data is not None:
+                np.testing.assert_array_equal(x.data, y.data)
+
+
+def assert_same_outputs(ref: Path, other: Path) -> None:
+    """Every output identical: byte for byte, except the catalogue's creation DATE."""
+    import pyarrow.parquet as pq
+
+    assert _files(ref) == _files(other)
+    for name in _files(ref):
+        a, b = ref / name, other / name
+        if not name.startswith("merge"):
+            assert a.read_bytes() == b.read_bytes(), name
+        elif name.endswith(".fits"):
+            _same_fits(a, b)
+        elif name.endswith(".parquet"):
+            ta, tb = pq.read_table(a), pq.read_table(b)
+            assert ta.schema.remove_metadata() == tb.schema.remove_metadata()
+            assert ta.replace_schema_metadata().equals(tb.replace_schema_metadata()), name
+        else:
+            assert a.read_bytes() == b.read_bytes(), name
+
+
+@pytest.fixture(scope="module")
+def serial_run(sim_tree, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "serial"
+    with SerialExecutor() as ex:
+        summary = run_pipeline(sim_tree, out, executor=ex, show=False)
+    return out, summary
+
+
+def test_serial_run_makes_every_stage(serial_run):
+    out, summary = serial_run
+    assert [s.stage for s in summary.stages] == list(STAGES[:-1])
+    assert summary.merge_counts["all"]["spectra"] == summary.stages[0].n_spectra > 0
+    assert all(s.n_done == s.n_tasks == 2 for s in summary.stages)
+    assert summary.n_failures == 0
+    for stage in STAGES:
+        assert any((out / stage).rglob("*.fits")), stage
+    text = (out / LOG_NAME).read_text()
+    for stage in STAGES:
+        assert f"{stage}: started" in text
+    assert "run finished" in text and '"decompose"' in text   # summary and configuration
+    described = summary.describe()
+    assert "peak memory per worker" in described and "catalogue:" in described
+
+
+@pytest.mark.parametrize("engine", ["process", "dask"])
+def test_engines_give_identical_outputs(engine, serial_run, sim_tree, tmp_path):
+    ref, ref_summary = serial_run
+    out = tmp_path / engine
+    if engine == "process":
+        executor = ProcessExecutor(2)
+    else:
+        pytest.importorskip("distributed")
+        executor = DaskExecutor(n_workers=2)
+    with executor:
+        summary = run_pipeline(sim_tree, out, executor=executor, show=False)
+        assert len(executor.peak_rss_mb) >= 1
+    assert [s.n_spectra for s in summary.stages] == [s.n_spectra for s in ref_summary.stages]
+    assert_same_outputs(ref, out)
+
+
+def test_rerun_skips_and_resumes(serial_run, tmp_path):
+    ref, _ = serial_run
+    out = tmp_path / "out"
+    shutil.copytree(ref, out)
+    # a damaged decompose output (size no longer matches its marker) is redone, alone
+    victim = sorted((out / "decompose").rglob("decomp-*.fits"))[0]
+    victim.write_bytes(victim.read_bytes()[:2880])
+    with SerialExecutor() as ex:
+        summary = run_pipeline(None, out, first="enrich", executor=ex, show=False)
+    done = {s.stage: (s.n_done, s.n_skipped) for s in summary.stages}
+    assert done == {"enrich": (0, 2), "lines": (0, 2), "mean": (0, 2), "decompose": (1, 1)}
+    assert victim.read_bytes() == (ref / victim.relative_to(out)).read_bytes()
+    assert (out / LOG_NAME).read_text().count("run finished") == 2
+
+
+def test_cli_run_from_to(serial_run, tmp_path, capsys):
+    ref, _ = serial_run
+    out = tmp_path / "out"
+    shutil.copytree(ref, out)
+    shutil.rmtree(out / "mean")
+    code = main(["run", "unused-raw", str(out), "--from", "lines", "--to", "mean",
+                 "--executor", "serial"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "mean" in printed and "decompose  " not in printed
+    assert (out / "mean").is_dir()
+    for name in _files(ref / "mean"):
+        assert (out / "mean" / name).read_bytes() == (ref / "mean" / name).read_bytes()
+
+
+def test_cli_run_rejects_bad_choices(tmp_path, capsys):
+    assert main(["run", "raw", str(tmp_path), "--from", "merge", "--to", "extract"]) == 2
+    assert "comes after" in capsys.readouterr().err
+    assert main(["run", "raw", str(tmp_path), "--scheduler", "tcp://x:1"]) == 2
+    assert "--executor dask" in capsys.readouterr().err
+
+
+def test_run_records_problems_and_exit_code(sim_tree, tmp_path, capsys):
+    raw = tmp_path / "raw"
+    shutil.copytree(sim_tree, raw)
+    frame = [f for f in sorted(raw.rglob("spCFrame-r1-*.fits*")) if "114439" not in f.name][-1]
+    frame.write_bytes(b"not a FITS file")
+    out = tmp_path / "out"
+    code = main(["run", str(raw), str(out), "--executor", "serial", "--to", "enrich"])
+    assert code == 1
+    assert "problems recorded" in capsys.readouterr().out
+    log = (out / LOG_NAME).read_text()
+    assert "problem: extract" in log and frame.name in log
