@@ -93,6 +93,40 @@ def test_injected_line_is_recovered_within_its_error():
     assert 0.5 < np.std(pulls) < 1.6
 
 
+def _blend(rng, config):
+    """Two bright named lines 4.4 pixels apart with an unnamed line half-way (like Na D and
+    OH (8-2) in the simulator) and one 2.2 pixels outside: the named fluxes' errors."""
+    named = Table({"NAME": ["D2", "D1"],
+                   "WAVE": [10 ** (LOGLAM[0] + 1e-4 * u) for u in (1000.2, 1004.6)]})
+    boss = (0.72, 0.04, 2.2)                     # the blue BOSS profile on the 1e-4 dex grid
+    truth = _continuum() + _lines([997.97, 1000.2, 1002.4, 1004.6], [40.0, 120.0, 20.0, 70.0],
+                                  boss)
+    flux, ivar = _noisy(truth, rng)
+    d = decompose_spectrum(LOGLAM, flux, ivar, arm="b", lsf=boss, named=named, config=config)
+    f, e = d.named_flux(["D2", "D1"])
+    return f / 190.0 - 1, e / 190.0
+
+
+def test_named_lines_in_a_blend_keep_their_flux():
+    errors = np.array([_blend(np.random.default_rng(20 + k), None) for k in range(5)])
+    assert np.all(np.abs(errors[:, 0]) < 4 * errors[:, 1] + 0.005)
+    assert np.abs(np.mean(errors[:, 0])) < 0.01   # the neighbours (21 % of the flux) stay out
+
+
+def test_named_lines_are_placed_with_the_heliocentric_velocity():
+    v = -30.0                                     # km/s: lines appear at WAVE / (1 + v/c)
+    rest = 10 ** (LOGLAM[0] + 1e-4 * 1000.0)
+    u = 1000.0 - np.log10(1 + v / 299792.458) / 1e-4
+    truth = _continuum() + _lines([u, 1300.3], [3.0, 500.0])
+    rng = np.random.default_rng(8)
+    flux, ivar = _noisy(truth, rng)
+    named = Table({"NAME": ["FAINT"], "WAVE": [rest]})
+    d = decompose_spectrum(LOGLAM, flux, ivar, arm="b", lsf=LSF, named=named, velocity=v)
+    assert d.centre[d.name == "FAINT"][0] == pytest.approx(u, abs=1e-6)
+    f, e = d.named_flux(["FAINT"])
+    assert abs(f - 3.0) < 4 * e
+
+
 def test_masked_spectrum_is_flagged():
     d = decompose_spectrum(LOGLAM, np.ones(NPIX), np.zeros(NPIX), arm="b")
     assert d.flag & NOFIT and d.flux.size == 0
@@ -103,6 +137,8 @@ def test_config_validation(tmp_path):
         DecomposeConfig(knot_spacing=2)
     with pytest.raises(SkyModellingError):
         DecomposeConfig(lsf_sigma=1.0)
+    with pytest.raises(SkyModellingError):
+        DecomposeConfig(min_separation=0.0)
     path = tmp_path / "c.json"
     path.write_text('{"decompose": {"knot_spacing": 60}}')
     assert load_config(path).decompose.knot_spacing == 60

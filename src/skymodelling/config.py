@@ -227,7 +227,13 @@ class DecomposeConfig:
     shift_sigma : float
         Lines above this S/N get their centre refined from the data.
     match_pixels : float
-        A named line takes the found peak within this many pixels.
+        A named line takes the found peak within this many pixels (and keeps its
+        catalogue position, shifted to the grid frame by the heliocentric velocity).
+    min_separation : float
+        Pixels a new peak must be from every line already in the model.
+    blend_pixels : float
+        Lines with another line closer than this (pixels) are "blended": they get no
+        width column, and named ones keep their catalogue position (no shift column).
     lsf_lines : int
         Brightest isolated lines used to fit the profile.
     lsf_sigma, lsf_eta, lsf_gamma : float or None
@@ -257,6 +263,8 @@ class DecomposeConfig:
     half_width: int = 40
     shift_sigma: float = 20.0
     match_pixels: float = 2.0
+    min_separation: float = 1.5
+    blend_pixels: float = 3.0
     lsf_lines: int = 10
     lsf_sigma: float | None = None
     lsf_eta: float | None = None
@@ -291,6 +299,8 @@ class DecomposeConfig:
                 raise SkyModellingError("lsf_sigma > 0, 0 <= lsf_eta < 1, lsf_gamma > 0 needed")
         if self.smooth_pixels < 1:
             raise SkyModellingError("smooth_pixels must be positive")
+        if not (self.min_separation > 0 and self.blend_pixels >= 0):
+            raise SkyModellingError("min_separation > 0 and blend_pixels >= 0 needed")
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,12 @@ equations), lines that come out negative are dropped and the fit repeated.
 Line positions come from the data: peaks of the matched-filter signal-to-noise of
 the data minus a first continuum, then peaks of the residual of each fit
 (``iterations`` rounds). Lines with S/N above ``shift_sigma`` also get a column
-d P / d u_k, whose coefficient moves their centre (one update per round). Named lines
-(a bundled list with cited rest wavelengths) are matched to found peaks within
-``match_pixels``, or added at their catalogue position when no peak is there.
+d P / d u_k, whose coefficient moves their centre (one update per round), and a width
+column d P / d sigma. Named lines (a bundled list with cited rest wavelengths) take the
+found peak within ``match_pixels`` (or are added) at their catalogue position, moved to the
+heliocentric grid by ``velocity``. In blends (another line within ``blend_pixels``) lines get
+no width column and named lines no shift column (:func:`_free_columns`): otherwise a
+wider or shifted named line takes the flux of an unresolved neighbour.
 """
 from __future__ import annotations
 
@@ -34,6 +37,9 @@ NOFIT = 1        # too few good pixels: nothing fitted
 LSF_DEFAULT = 2  # the profile search failed or had too few lines: default profile used
 HIGHCHI2 = 4     # reduced chi-square above 2
 MANYLINES = 8    # the line limit was reached
+
+#: Speed of light, km/s.
+C_KMS = 299792.458
 
 #: Profile (sigma, eta, gamma; grid pixels) when it cannot be fitted: BOSS core of ~1.05
 #: (blue) / 1.08 (red) native pixels of 0.63 / 0.70 grid pixels, widened by the pixel boxes.
@@ -144,10 +150,11 @@ def _solve(design, y, w, *, ridge=1e-10):
     return coef, inverse
 
 
-def _final_fit(y, w, basis, dlam, centres, shift, lsf, half_width, *, want_cov=True):
+def _final_fit(y, w, basis, dlam, centres, shift, lsf, half_width, *, width=True,
+               want_cov=True):
     sigma, eta, gamma = lsf
     cols = line_columns(centres, y.size, dlam, sigma=sigma, eta=eta, gamma=gamma,
-                        half_width=half_width, derivative=shift, width_derivative=True)
+                        half_width=half_width, derivative=shift, width_derivative=width)
     design = sp.hstack([basis, cols]).tocsc()
     coef, inverse = _solve(design, y, w)
     if not want_cov:
@@ -157,7 +164,7 @@ def _final_fit(y, w, basis, dlam, centres, shift, lsf, half_width, *, want_cov=T
     return coef, cov, cols
 
 
-def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None,
+def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None, velocity=0.0,
                 etas=(0.0, 0.02, 0.04, 0.06, 0.09), gammas=(1.5, 2.2, 3.2, 5.0)) -> tuple:
     """The line profile (sigma, eta, gamma) of a spectrum, in pixels.
 
@@ -172,7 +179,8 @@ def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None,
     from ..config import DecomposeConfig
 
     cfg = config or DecomposeConfig()
-    first = decompose_spectrum(loglam, flux, ivar, arm=arm, config=cfg, named=named)
+    first = decompose_spectrum(loglam, flux, ivar, arm=arm, config=cfg, named=named,
+                               velocity=velocity)
     if first.flag & (NOFIT | LSF_DEFAULT):
         return first.lsf, first.flag & (NOFIT | LSF_DEFAULT)
     y, w, dlam, basis = _prepare(loglam, flux, ivar, cfg)
@@ -265,8 +273,28 @@ def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
     return tuple(float(v) for v in res.x)
 
 
+def _free_columns(centres, csnr, names, cfg):
+    """Which lines get a shift column and which a width column.
+
+    Bright lines (S/N > ``shift_sigma``) get both, except in blends (another line
+    closer than ``blend_pixels``): there a width change is degenerate with the
+    neighbours' fluxes, so blended lines get no width column, and blended named lines
+    keep their catalogue position (no shift column).
+    """
+    bright = csnr > cfg.shift_sigma
+    if centres.size > 1:
+        order = np.argsort(centres)
+        gaps = np.diff(centres[order])
+        near = np.empty(centres.size)
+        near[order] = np.minimum(np.append(np.inf, gaps), np.append(gaps, np.inf))
+    else:
+        near = np.full(centres.size, np.inf)
+    blended = near < cfg.blend_pixels
+    return bright & ~(blended & (names != "")), bright & ~blended
+
+
 def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
-                       lsf=None) -> Decomposition:
+                       lsf=None, velocity: float = 0.0) -> Decomposition:
     """Continuum and emission lines of one spectrum (pure: arrays in, arrays out).
 
     Parameters
@@ -282,6 +310,9 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         Named lines (NAME, WAVE vacuum Angstrom) to identify.
     lsf : tuple, optional
         Fixed (sigma, eta, gamma) in pixels; default: fitted (or the config's).
+    velocity : float
+        Heliocentric correction (km/s, BOSS ``HELIO_RV``) of a heliocentric grid: the
+        named lines (topocentric rest wavelengths) are placed at WAVE / (1 + v / c).
 
     Returns
     -------
@@ -336,15 +367,20 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     names = np.full(centres.size, "", dtype=object)
     found = np.ones(centres.size, bool)
     if named is not None and len(named):
-        u_named = (np.log10(np.asarray(named["WAVE"], float)) - loglam[0]) / step
+        # catalogue (topocentric) wavelengths in the grid's heliocentric frame
+        u_named = (np.log10(np.asarray(named["WAVE"], float) / (1.0 + velocity / C_KMS))
+                   - loglam[0]) / step
         for nm, un in zip(np.asarray(named["NAME"]).astype(str), u_named, strict=True):
             if not (gidx[0] + 2 <= un <= gidx[-1] - 2) or not good[int(round(un))]:
                 continue
             d = np.abs(centres - un) if centres.size else np.zeros(0)
             free = d.size and np.any((d <= cfg.match_pixels) & (names == ""))
             if free:
+                # the peak is this line: it keeps the catalogue position (a peak of a
+                # blend is pulled towards its neighbours), the shift column refines it
+                # when the line is isolated and bright
                 j = int(np.argmin(np.where(names == "", d, np.inf)))
-                names[j] = nm
+                names[j], centres[j] = nm, un
             else:
                 centres = np.append(centres, un)
                 csnr = np.append(csnr, 0.0)
@@ -370,10 +406,10 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
             centres, csnr, names, found = centres[keep], csnr[keep], names[keep], found[keep]
             flag |= MANYLINES
         for attempt in range(6):   # drop lines that come out negative
-            shift = csnr > cfg.shift_sigma
+            shift, width = _free_columns(centres, csnr, names, cfg)
             cols = line_columns(centres, npix, dlam, sigma=sigma, eta=eta, gamma=gamma,
                                 half_width=cfg.half_width, derivative=shift,
-                                width_derivative=True)
+                                width_derivative=width)
             design = sp.hstack([basis, cols]).tocsc()
             coef, _ = _solve(design, y, w)
             amp = coef[ncont:ncont + centres.size]
@@ -395,7 +431,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
             break
         resid = y - model
         snr = _matched_snr(resid, w, sigma)
-        new, nsnr = _peaks(snr, resid, cfg.detect_sigma, centres)
+        new, nsnr = _peaks(snr, resid, cfg.detect_sigma, centres, cfg.min_separation)
         # S/N of the existing lines from this fit (ignoring correlations: cheap)
         aw = sp.diags(np.sqrt(w)) @ cols[:, :centres.size]
         info = np.asarray(aw.multiply(aw).sum(axis=0)).ravel()
@@ -409,8 +445,9 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
 
     # final solution with the refined centres; the shift and width columns of bright
     # lines stay (they carry no flux: their profiles integrate to zero)
-    shift = csnr > cfg.shift_sigma
-    coef, cov, cols = _final_fit(y, w, basis, dlam, centres, shift, lsf, cfg.half_width)
+    shift, width = _free_columns(centres, csnr, names, cfg)
+    coef, cov, cols = _final_fit(y, w, basis, dlam, centres, shift, lsf, cfg.half_width,
+                                 width=width)
     nl = centres.size
     amp = coef[ncont:ncont + nl]
     cont = basis @ coef[:ncont]

@@ -53,7 +53,7 @@ def profile_derivative(offset, sigma: float, eta: float, gamma: float) -> np.nda
 
 def line_columns(centres, npix: int, dlam, *, sigma: float, eta: float, gamma: float,
                  half_width: int = 40, derivative: np.ndarray | None = None,
-                 width_derivative: bool = False) -> sp.csc_matrix:
+                 width_derivative: bool | np.ndarray = False) -> sp.csc_matrix:
     """Sparse design-matrix columns of lines at pixel coordinates ``centres``.
 
     Parameters
@@ -71,6 +71,9 @@ def line_columns(centres, npix: int, dlam, *, sigma: float, eta: float, gamma: f
     derivative : bool array, optional
         Lines that also get a column d P / d u0 (a linearised shift of the centre,
         appended after the profile columns in the same order).
+    width_derivative : bool or bool array
+        Lines that also get a column d P / d sigma (a linearised change of the core
+        width, appended after the shift columns); True: the lines of ``derivative``.
 
     Returns
     -------
@@ -99,13 +102,20 @@ def line_columns(centres, npix: int, dlam, *, sigma: float, eta: float, gamma: f
         rr.append(rd)
         cc.append(cd)
         ncol += idx.size
-        if width_derivative:
-            h = 1e-3 * sigma
-            dw = (pixel_profile(d[idx], sigma + h, eta, gamma)
-                  - pixel_profile(d[idx], sigma - h, eta, gamma)) / (2 * h)
-            data.append(dw[okd] / dlam[rd])
-            rr.append(rd)
-            cc.append(cd + idx.size)
-            ncol += idx.size
+    if width_derivative is True:
+        width_derivative = derivative
+    if width_derivative is not None and width_derivative is not False and np.any(
+            width_derivative):
+        idx = np.flatnonzero(width_derivative)
+        h = 1e-3 * sigma
+        dw = (pixel_profile(d[idx], sigma + h, eta, gamma)
+              - pixel_profile(d[idx], sigma - h, eta, gamma)) / (2 * h)
+        okd = ok[idx]
+        rd = rows[idx][okd]
+        cd = np.broadcast_to(np.arange(idx.size)[:, None], okd.shape)[okd] + ncol
+        data.append(dw[okd] / dlam[rd])
+        rr.append(rd)
+        cc.append(cd)
+        ncol += idx.size
     return sp.csc_matrix((np.concatenate(data), (np.concatenate(rr), np.concatenate(cc))),
                          shape=(npix, ncol))

@@ -58,20 +58,29 @@ def output_names(named: Table) -> list[str]:
     return single + [k for k, parts in COMBINED.items() if set(parts) <= set(single)]
 
 
-def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table):
-    """Decompose the rows of one camera (2-D arrays); the profile is fitted on the best row."""
+def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
+                    velocity=None):
+    """Decompose the rows of one camera (2-D arrays); the profile is fitted on the best row.
+
+    ``velocity``: the heliocentric correction (km/s) of each row (MEANMETA ``HELIO_RV``),
+    used to place the named lines on the heliocentric grid; None: 0.
+    """
     cfg = config.decompose
     sel = named[np.asarray(named["CAMERA"]).astype(str) == arm]
+    vel = np.zeros(len(flux)) if velocity is None else np.asarray(velocity, dtype=float)
+    vel = np.where(np.isfinite(vel), vel, 0.0)
     snr = np.array([np.median((f * np.sqrt(iv))[iv > 0]) if np.any(iv > 0) else 0.0
                     for f, iv in zip(flux, ivar, strict=True)])
     lsf = None
     if cfg.lsf_sigma is None:
-        lsf, bad = fit_profile(loglam, flux[int(np.argmax(snr))], ivar[int(np.argmax(snr))],
-                               arm=arm, config=cfg, named=sel)
+        best = int(np.argmax(snr))
+        lsf, bad = fit_profile(loglam, flux[best], ivar[best], arm=arm, config=cfg, named=sel,
+                               velocity=float(vel[best]))
         if bad or not np.all(np.isfinite(lsf)):
             lsf = None
-    return [decompose_spectrum(loglam, f, iv, arm=arm, config=cfg, named=sel, lsf=lsf)
-            for f, iv in zip(flux, ivar, strict=True)]
+    return [decompose_spectrum(loglam, f, iv, arm=arm, config=cfg, named=sel, lsf=lsf,
+                               velocity=float(v))
+            for f, iv, v in zip(flux, ivar, vel, strict=True)]
 
 
 def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
@@ -101,7 +110,10 @@ def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
             grids[cam[0]] = wave
             sel = np.flatnonzero(cams == cam)
             mrows = np.asarray(meta["ROW"])[sel]
-            results = decompose_block(loglam, flux[mrows], ivar[mrows], cam[0], config, named)
+            velocity = (np.asarray(meta["HELIO_RV"], dtype=float)[sel]
+                        if "HELIO_RV" in meta.colnames else None)
+            results = decompose_block(loglam, flux[mrows], ivar[mrows], cam[0], config, named,
+                                      velocity)
             images[cam] = {k: np.array([getattr(r, k) for r in results])
                            for k in ("CONT", "LINES", "CONT_SMOOTH")}
             for r, res in zip(sel, results, strict=True):
