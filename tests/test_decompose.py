@@ -182,7 +182,68 @@ def test_stage_writes_the_documented_file_and_skips_when_complete(mean_out):
 def test_command_line(mean_out):
     assert main(["decompose", str(mean_out)]) == 0
     with pytest.raises(SystemExit):
-        main(["decompose", str(mean_out), "--spectra", "fibres"])
+        main(["decompose", str(mean_out), "--spectra", "objects"])
+
+
+def test_fibre_mode_decomposes_every_extract_row_and_skips_when_complete(mean_out):
+    from skymodelling import open_dataset
+    from skymodelling.stages.decompose import FIBRE_EXTNAME, fibre_output_path
+
+    assert main(["decompose", str(mean_out), "--spectra", "fibres"]) == 0
+    ds = open_dataset(mean_out)
+    for k, src in enumerate(ds.files):
+        meta = ds.meta[np.asarray(ds.meta["FILE"]) == k]
+        path = fibre_output_path(mean_out, int(meta["PLATE"][0]), int(meta["MJD"][0]))
+        with fits.open(path) as hdul:
+            table = Table.read(hdul[FIBRE_EXTNAME])
+            for key in ("PLATE", "MJD", "IMG", "CAMERA", "FIB", "ROW"):
+                assert np.all(np.asarray(table[key]).astype(str)
+                              == np.asarray(meta[key]).astype(str))
+            with fits.open(src) as ext:
+                for cam in set(np.asarray(meta["CAMERA"]).astype(str)):
+                    n = ext[f"{cam.upper()}_FLUX"].data.shape[0]
+                    assert hdul[f"{cam.upper()}_CONT"].data.shape[0] == n
+                    assert hdul[f"{cam.upper()}_LINES"].data.shape[1] == hdul[
+                        f"{cam[0].upper()}_WAVE"].data.size
+        ok = (np.asarray(table["FLAG"]) & NOFIT) == 0
+        assert ok.mean() > 0.8
+        b = ok & (np.char.strip(np.asarray(table["CAMERA"]).astype(str)) == "b1")
+        assert b.any() and np.all(np.asarray(table["OI5577_FLUX"])[b] > 0)
+        # the profile comes from the means: one per camera, not the default
+        assert len(set(np.asarray(table["LSF_SIGMA"])[b])) == 1
+    assert len(ds.decompositions) == len(ds.meta)
+    again = run_decompose(mean_out, spectra="fibres")
+    assert again.n_skipped == again.n_tasks
+
+
+def test_banded_solver_matches_dense_least_squares():
+    import scipy.sparse as sp
+
+    from skymodelling.spectral.decompose import _border, _continuum_basis, _Normal
+
+    rng = np.random.default_rng(11)
+    centres = np.sort(rng.uniform(20, NPIX - 20, 60))
+    cols = line_columns(centres, NPIX, DLAM, sigma=0.8, eta=0.05, gamma=3.2, half_width=40,
+                        derivative=np.arange(60) % 3 == 0, width_derivative=True)
+    basis, nborder = _continuum_basis(LOGLAM, 0, NPIX - 1, DecomposeConfig())
+    assert nborder > 0
+    design = sp.hstack([basis, cols]).tocsc()
+    w = rng.uniform(0.5, 2.0, NPIX) * (rng.uniform(size=NPIX) > 0.05)
+    y = design @ rng.normal(size=design.shape[1]) + rng.normal(size=NPIX) / np.sqrt(
+        np.where(w > 0, w, 1))
+    system = _Normal(design, y, w, _border(design.shape[1], basis.shape[1], nborder))
+    sel = np.delete(np.arange(design.shape[1]), [basis.shape[1] + 5, basis.shape[1] + 17])
+    a = design[:, sel].toarray() * np.sqrt(w)[:, None]
+    normal = a.T @ a
+    want = np.linalg.solve(normal, a.T @ (np.sqrt(w) * y))
+    inv = np.linalg.inv(normal)
+    lines = basis.shape[1] + np.arange(50)
+    coef, var, cov = system.solve(sel, var=lines, cov=lines[[3, 4, 30]])
+    assert np.allclose(coef, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+    assert np.allclose(var, np.diag(inv)[lines], rtol=1e-4)
+    assert np.allclose(cov, inv[np.ix_(lines[[3, 4, 30]], lines[[3, 4, 30]])], rtol=1e-4,
+                       atol=1e-7 * np.abs(inv).max())
+    assert np.allclose(system.solve(sel)[0], want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
 
 
 def test_stage_needs_mean_output(tmp_path):

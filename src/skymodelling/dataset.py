@@ -163,6 +163,9 @@ class Dataset:
     files : list of pathlib.Path
     means : MeanSpectra
         The mean spectra of ``skymodelling mean`` (read when first used).
+    decompositions : astropy.table.Table
+        Per-fibre line fluxes of ``skymodelling decompose OUT --spectra fibres`` (read when
+        first used; the files in ``decomposition_files``).
     """
 
     def __init__(self, out):
@@ -189,6 +192,27 @@ class Dataset:
     def means(self) -> MeanSpectra:
         """The mean spectra per exposure and camera (after ``skymodelling mean``)."""
         return MeanSpectra(self.out)
+
+    @functools.cached_property
+    def decompositions(self) -> Table:
+        """Per-fibre decompositions of ``skymodelling decompose OUT --spectra fibres``.
+
+        The DECOMPFIBRES rows (docs/decompose.md) of every complete
+        ``decomp-fibres-*.fits``, with ``DFILE`` (index into :attr:`decomposition_files`);
+        join to :attr:`meta` on PLATE, MJD, IMG, CAMERA, FIB. Empty when none.
+        """
+        tables, self.decomposition_files = [], []
+        for path in sorted((self.out / "decompose").glob("*/decomp-fibres-*.fits")):
+            if _common.marker_info(path).get("size") != path.stat().st_size:
+                continue  # not known complete
+            table = Table.read(path, hdu="DECOMPFIBRES", unit_parse_strict="silent",
+                               mask_invalid=False)
+            table["DFILE"] = np.full(len(table), len(self.decomposition_files), dtype=np.int32)
+            self.decomposition_files.append(path)
+            tables.append(table)
+        if not tables:
+            return Table()
+        return vstack(tables, join_type="outer", metadata_conflicts="silent")
 
     def __repr__(self) -> str:
         return (f"<Dataset {self.out}: {len(self)} sky spectra from {len(self.files)} "

@@ -6,7 +6,8 @@ lines ``A_k P(u - u_k)`` with the instrument profile ``P`` of
 of the spectrum). The profile parameters come from a small nonlinear search on the
 brightest isolated lines (:func:`fit_lsf`); with them fixed, continuum coefficients
 and line fluxes are one weighted linear least-squares problem (sparse columns, normal
-equations), lines that come out negative are dropped and the fit repeated.
+equations solved by a banded Cholesky with the wide template columns as a border,
+:class:`_Normal`), lines that come out negative are dropped and the fit repeated.
 
 Line positions come from the data: peaks of the matched-filter signal-to-noise of
 the data minus a first continuum, then peaks of the residual of each fit
@@ -58,17 +59,20 @@ class Decomposition:
     flux_err: np.ndarray      # (nlines,) their errors
     found: np.ndarray         # (nlines,) bool: position found in the data
     name: np.ndarray          # (nlines,) str: named line ('' if none)
-    cov: np.ndarray           # (nlines, nlines) covariance of the fluxes
+    named_cov: np.ndarray     # (nnamed, nnamed) covariance of the named lines' fluxes, in
+                              # the order of the lines with name != '' (sorted by centre)
     lsf: tuple                # (sigma, eta, gamma) in pixels
     rchi2: float
     flag: int
 
     def named_flux(self, names) -> tuple[float, float]:
         """Summed flux and error of the lines called ``names`` (NaN if none fitted)."""
-        sel = np.isin(self.name, list(names))
+        sel = np.isin(self.name, list(names)) & (self.name != "")
         if not sel.any():
             return np.nan, np.nan
-        return float(self.flux[sel].sum()), float(np.sqrt(self.cov[np.ix_(sel, sel)].sum()))
+        sub = sel[self.name != ""]
+        return (float(self.flux[sel].sum()),
+                float(np.sqrt(max(self.named_cov[np.ix_(sub, sub)].sum(), 0.0))))
 
 
 def _bspline_basis(npix: int, lo: int, hi: int, spacing: int) -> sp.csc_matrix:
@@ -83,18 +87,21 @@ def _bspline_basis(npix: int, lo: int, hi: int, spacing: int) -> sp.csc_matrix:
     return basis.tocsc()
 
 
-def _continuum_basis(loglam, lo, hi, cfg) -> sp.csc_matrix:
-    """Spline basis, plus the solar spectrum times a coarse spline when configured."""
+def _continuum_basis(loglam, lo, hi, cfg) -> tuple[sp.csc_matrix, int]:
+    """Spline basis, plus the solar spectrum times a coarse spline when configured.
+
+    Returns the basis and the number of template columns (the last ones).
+    """
     npix = loglam.size
     basis = _bspline_basis(npix, lo, hi, cfg.knot_spacing)
     if not cfg.solar_template:
-        return basis
+        return basis, 0
     from ..sky.solar import solar_spectrum
 
     template = solar_spectrum(10.0 ** loglam)
     template = template / np.median(template[lo:hi + 1])
     coarse = _bspline_basis(npix, lo, hi, cfg.template_knot_spacing)
-    return sp.hstack([basis, sp.diags(template) @ coarse]).tocsc()
+    return sp.hstack([basis, sp.diags(template) @ coarse]).tocsc(), coarse.shape[1]
 
 
 def _matched_snr(resid, w, sigma):
@@ -125,43 +132,278 @@ def _peaks(snr, resid, threshold, exclude, min_sep=2.0):
     return pos, s[cand]
 
 
-def _solve(design, y, w, *, ridge=1e-10):
-    """Weighted least squares via sparse normal equations.
+#: Fewest columns in a block of the block-tridiagonal factorisation (:class:`_Normal`).
+_MIN_BLOCK = 24
 
-    Returns the coefficients and a function giving (N^-1)[:, cols] for chosen columns.
+
+class _Normal:
+    """Weighted least squares of a design whose columns are local in pixels.
+
+    The normal matrix ``N = A^T W A`` is formed once (sparse); :meth:`solve` solves it,
+    or the principal sub-system of chosen columns (lines dropped without recomputing
+    anything), by a block-tridiagonal Cholesky: the local columns (the continuum spline
+    and the lines, each non-zero over a limited pixel range) sorted by their first pixel
+    fall into consecutive blocks of which only neighbours overlap; the ``nborder`` wide
+    columns (the solar template's coarse spline) are eliminated through their Schur
+    complement. Variances of chosen coefficients come from the diagonal blocks of the
+    inverse (selected inversion, no full inverse), covariances among a few chosen
+    coefficients from extra right-hand sides. A sparse LU is the fallback when a block
+    is not numerically positive definite.
+
+    Parameters
+    ----------
+    design : scipy.sparse matrix (npix, ncol)
+    y, w : ndarray (npix,)
+        Data and weights (0 = masked).
+    border : bool ndarray (ncol,)
+        Wide columns (few) handled as a dense border.
     """
-    from scipy.sparse.linalg import splu
 
-    aw = sp.diags(np.sqrt(w)) @ design
-    normal = (aw.T @ aw).tocsc()
-    rhs = aw.T @ (np.sqrt(w) * y)
-    diag = normal.diagonal()
-    scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 0.0)
-    d = sp.diags(scale)
-    ns = (d @ normal @ d + sp.diags(ridge + (diag <= 0).astype(float))).tocsc()
-    lu = splu(ns)
-    coef = lu.solve(rhs * scale) * scale
+    def __init__(self, design, y, w, border, *, ridge=1e-10):
+        a = sp.csc_matrix(design)
+        a.sort_indices()
+        sw = np.sqrt(w)
+        aw = a.copy()
+        aw.data = aw.data * sw[aw.indices]
+        normal = (aw.T @ aw).tocoo()
+        self.r, self.c, self.v = normal.row, normal.col, normal.data
+        self.rhs = aw.T @ (sw * y)
+        nnz = np.diff(a.indptr)
+        first = np.zeros(a.shape[1], int)
+        last = np.zeros(a.shape[1], int)
+        has = nnz > 0
+        first[has] = a.indices[a.indptr[:-1][has]]
+        last[has] = a.indices[a.indptr[1:][has] - 1]
+        self.first, self.last = first, last
+        self.border = np.asarray(border, bool)
+        self.ridge = ridge
+        self.ncol = a.shape[1]
 
-    def inverse(cols):
-        e = np.zeros((design.shape[1], len(cols)))
-        e[cols, np.arange(len(cols))] = 1.0
-        return lu.solve(e) * scale[:, None] * scale[cols][None, :]
+    def solve(self, sel=None, var=None, cov=None):
+        """Coefficients of the columns ``sel`` (all when None) fitted alone.
 
-    return coef, inverse
+        ``var``: positions (in ``sel``) whose variances to return; ``cov``: positions
+        whose full covariance to return. Returns (coef, variances, covariance).
+        """
+        sel = np.arange(self.ncol) if sel is None else np.asarray(sel, int)
+        n = sel.size
+        var = np.zeros(0, int) if var is None else np.asarray(var, int)
+        cov = np.zeros(0, int) if cov is None else np.asarray(cov, int)
+        where = np.full(self.ncol, -1)
+        where[sel] = np.arange(n)
+        r, c = where[self.r], where[self.c]
+        keep = (r >= 0) & (c >= 0)
+        r, c, v = r[keep], c[keep], self.v[keep]
+        on = r == c
+        diag = np.bincount(r[on], v[on], minlength=n)
+        scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 0.0)
+        v = v * scale[r] * scale[c]
+        b = self.rhs[sel] * scale
+        dead = diag <= 0
+        # order: local columns by first pixel, then the border
+        border = self.border[sel]
+        first = np.where(border, np.iinfo(int).max, self.first[sel])
+        perm = np.lexsort((self.last[sel], first))
+        nloc = int(np.sum(~border))
+        inv = np.empty(n, int)
+        inv[perm] = np.arange(n)
+        r, c = inv[r], inv[c]
+        try:
+            if var.size or cov.size:
+                x, xvar, xcov = self._block_solve(r, c, v, b[perm], dead[perm], nloc,
+                                                  self.first[sel][perm], self.last[sel][perm],
+                                                  inv[var], inv[cov])
+            else:
+                x, xvar, xcov = self._band_solve(r, c, v, b[perm], dead[perm], nloc)
+        except np.linalg.LinAlgError:
+            x, xvar, xcov = self._lu_solve(r, c, v, b[perm], dead[perm], inv[var], inv[cov])
+        coef = np.empty(n)
+        coef[perm] = x
+        coef *= scale
+        return (coef, xvar * scale[var] ** 2,
+                xcov * scale[cov][:, None] * scale[cov][None, :])
+
+    def _lu_solve(self, r, c, v, b, dead, var, cov):
+        from scipy.sparse.linalg import splu
+
+        n = b.size
+        ns = sp.csc_matrix((v, (r, c)), shape=(n, n)) + sp.diags(
+            self.ridge + dead.astype(float))
+        lu = splu(ns.tocsc())
+        x = lu.solve(b)
+        cols = np.concatenate([var, cov])
+        if cols.size:
+            e = np.zeros((n, cols.size))
+            e[cols, np.arange(cols.size)] = 1.0
+            z = lu.solve(e)
+        else:
+            z = np.zeros((n, 0))
+        return (x, z[var, np.arange(var.size)],
+                z[np.ix_(cov, var.size + np.arange(cov.size))])
+
+    def _band_solve(self, r, c, v, b, dead, nloc):
+        """Banded Cholesky of the local columns (LAPACK pbtrf), border by Schur complement."""
+        from scipy.linalg import cho_solve_banded, cholesky_banded
+
+        n = b.size
+        nb = n - nloc
+        up = (r <= c) & (c < nloc)
+        bw = int(np.max(c[up] - r[up])) if up.any() else 0
+        ab = np.zeros((bw + 1, nloc))
+        ab[bw + r[up] - c[up], c[up]] = v[up]
+        ab[bw] += self.ridge + dead[:nloc]
+        factor = cholesky_banded(ab, lower=False, check_finite=False)
+        rhs = np.zeros((nloc, 1 + nb))
+        rhs[:, 0] = b[:nloc]
+        bor = (r < nloc) & (c >= nloc)
+        rhs[r[bor], 1 + c[bor] - nloc] = v[bor]
+        z = cho_solve_banded((factor, False), rhs, check_finite=False)
+        if not nb:
+            return z[:, 0], np.zeros(0), np.zeros((0, 0))
+        cb = (r >= nloc) & (c >= nloc)
+        cmat = np.zeros((nb, nb))
+        cmat[r[cb] - nloc, c[cb] - nloc] = v[cb]
+        cmat[np.arange(nb), np.arange(nb)] += self.ridge + dead[nloc:]
+        schur = cmat - rhs[:, 1:].T @ z[:, 1:]
+        xb = np.linalg.solve(schur, b[nloc:] - rhs[:, 1:].T @ z[:, 0])
+        return np.concatenate([z[:, 0] - z[:, 1:] @ xb, xb]), np.zeros(0), np.zeros((0, 0))
+
+    def _block_solve(self, r, c, v, b, dead, nloc, first, last, var, cov):
+        from scipy.linalg import cholesky, solve_triangular
+
+        n = b.size
+        nb = n - nloc
+        # blocks: columns of block k + 2 start after every column of block k ends
+        reach = np.maximum.accumulate(last[:nloc]) if nloc else np.zeros(0, int)
+        starts = [0]
+        if nloc:
+            nxt = min(nloc, _MIN_BLOCK)
+            while nxt < nloc:
+                starts.append(nxt)
+                after = int(np.searchsorted(first[:nloc], reach[nxt - 1], side="right"))
+                nxt = min(nloc, max(after, nxt + _MIN_BLOCK))
+        starts = np.array(starts + [nloc])
+        nblk = starts.size - 1
+        size = np.diff(starts)
+        m = int(size.max()) if nblk else 0
+        blk = np.repeat(np.arange(nblk), size)
+        off = np.arange(nloc) - starts[blk]
+        # right-hand sides: the data, the border columns, unit vectors for the covariance
+        cov_loc = cov[cov < nloc]
+        k = 1 + nb + cov_loc.size
+        dmat = np.zeros((nblk, m, m))
+        emat = np.zeros((max(nblk - 1, 0), m, m))
+        rhs = np.zeros((nblk, m, k))
+        loc = (r < nloc) & (c < nloc)
+        rl, cl, vl = r[loc], c[loc], v[loc]
+        br, bc = blk[rl], blk[cl]
+        same = br == bc
+        dmat[br[same], off[rl[same]], off[cl[same]]] = vl[same]
+        low = br == bc + 1
+        emat[bc[low], off[rl[low]], off[cl[low]]] = vl[low]
+        if np.any(np.abs(br - bc) > 1):
+            raise np.linalg.LinAlgError("not block tridiagonal")
+        pad = np.ones((nblk, m), bool)
+        pad[blk, off] = False
+        ridge = np.where(pad, 1.0, 0.0)
+        ridge[blk, off] += self.ridge + dead[:nloc]
+        dmat[:, np.arange(m), np.arange(m)] += ridge
+        rhs[blk, off, 0] = b[:nloc]
+        bor = (r < nloc) & (c >= nloc)
+        rhs[blk[r[bor]], off[r[bor]], 1 + c[bor] - nloc] = v[bor]
+        rhs[blk[cov_loc], off[cov_loc], 1 + nb + np.arange(cov_loc.size)] = 1.0
+        # forward: N = L L^T, L block bidiagonal with diagonal Lk and sub-diagonal Mk
+        chol, lower, ys = [], [], []
+        mk = None
+        for j in range(nblk):
+            s = dmat[j] if mk is None else dmat[j] - mk @ mk.T
+            lk = cholesky(s, lower=True, check_finite=False)
+            rj = rhs[j] if mk is None else rhs[j] - mk @ ys[-1]
+            ys.append(solve_triangular(lk, rj, lower=True, check_finite=False))
+            chol.append(lk)
+            if j < nblk - 1:
+                mk = solve_triangular(lk, emat[j].T, lower=True, check_finite=False).T
+                lower.append(mk)
+        xs = [None] * nblk
+        for j in range(nblk - 1, -1, -1):
+            yj = ys[j] if j == nblk - 1 else ys[j] - lower[j].T @ xs[j + 1]
+            xs[j] = solve_triangular(chol[j], yj, lower=True, trans="T", check_finite=False)
+        xall = np.concatenate([xs[j][:size[j]] for j in range(nblk)]) if nblk else np.zeros(
+            (0, k))
+        # diagonal of the inverse of the local block (selected inversion)
+        dvar = np.zeros(nloc)
+        if var.size:
+            sig = None
+            for j in range(nblk - 1, -1, -1):
+                li = solve_triangular(chol[j], np.eye(m), lower=True, check_finite=False)
+                s = li.T @ li
+                if sig is not None:
+                    p = (lower[j] @ li).T
+                    s = s + p @ sig @ p.T
+                sig = s
+                dvar[starts[j]:starts[j + 1]] = np.diag(s)[:size[j]]
+        z0 = xall[:, 0]
+        if nb:
+            zb = xall[:, 1:1 + nb]
+            bmat = np.zeros((nloc, nb))
+            bmat[r[bor], c[bor] - nloc] = v[bor]
+            cb = (r >= nloc) & (c >= nloc)
+            cmat = np.zeros((nb, nb))
+            cmat[r[cb] - nloc, c[cb] - nloc] = v[cb]
+            cmat[np.arange(nb), np.arange(nb)] += self.ridge + dead[nloc:]
+            schur = cmat - bmat.T @ zb
+            sinv = np.linalg.inv(schur)
+            if not np.all(np.isfinite(sinv)):
+                raise np.linalg.LinAlgError("singular border")
+            xb = sinv @ (b[nloc:] - bmat.T @ z0)
+            xl = z0 - zb @ xb
+            x = np.concatenate([xl, xb])
+            full = np.zeros((n, nb))        # N^-1 restricted to the border's columns
+            full[:nloc] = -zb @ sinv
+            full[nloc:] = sinv
+        else:
+            x, full = z0, np.zeros((n, 0))
+        xvar = np.zeros(var.size)
+        isloc = var < nloc
+        xvar[isloc] = dvar[var[isloc]]
+        if nb:
+            xvar[isloc] += np.einsum("ij,jk,ik->i", zb[var[isloc]], sinv, zb[var[isloc]])
+            xvar[~isloc] = full[var[~isloc], var[~isloc] - nloc]
+        xcov = np.zeros((cov.size, cov.size))
+        if cov.size:
+            if np.any(cov >= nloc):
+                raise np.linalg.LinAlgError("covariance of border columns not supported")
+            cols = xall[:, 1 + nb:]
+            xcov = cols[cov]
+            if nb:
+                xcov = xcov + zb[cov] @ sinv @ zb[cov].T
+        return x, xvar, xcov
 
 
-def _final_fit(y, w, basis, dlam, centres, shift, lsf, half_width, *, width=True,
-               want_cov=True):
+def _final_fit(y, w, basis, nborder, dlam, centres, shift, lsf, half_width, *, width=True,
+               want_cov=True, named=None):
+    """Fit with fixed line positions: coefficients and the lines' flux variances and the
+    covariance of the lines ``named`` (bool), or (coefficients, chi-square)."""
     sigma, eta, gamma = lsf
     cols = line_columns(centres, y.size, dlam, sigma=sigma, eta=eta, gamma=gamma,
                         half_width=half_width, derivative=shift, width_derivative=width)
     design = sp.hstack([basis, cols]).tocsc()
-    coef, inverse = _solve(design, y, w)
-    if not want_cov:
-        return coef, float(np.sum((y - design @ coef) ** 2 * w))
+    system = _Normal(design, y, w, _border(design.shape[1], basis.shape[1], nborder))
     ncont, nl = basis.shape[1], centres.size
-    cov = inverse(np.arange(ncont, ncont + nl))[ncont:ncont + nl]
-    return coef, cov, cols
+    if not want_cov:
+        coef = system.solve()[0]
+        return coef, float(np.sum((y - design @ coef) ** 2 * w))
+    named = np.zeros(nl, bool) if named is None else named
+    coef, var, cov = system.solve(var=ncont + np.arange(nl),
+                                  cov=ncont + np.flatnonzero(named))
+    return coef, var, cov, cols
+
+
+def _border(ncol, ncont, nborder):
+    """Which of ``ncol`` columns (continuum first) are the wide template columns."""
+    border = np.zeros(ncol, bool)
+    border[ncont - nborder:ncont] = True
+    return border
 
 
 def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None, velocity=0.0,
@@ -183,7 +425,7 @@ def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None, veloci
                                velocity=velocity)
     if first.flag & (NOFIT | LSF_DEFAULT):
         return first.lsf, first.flag & (NOFIT | LSF_DEFAULT)
-    y, w, dlam, basis = _prepare(loglam, flux, ivar, cfg)
+    y, w, dlam, (basis, nborder) = _prepare(loglam, flux, ivar, cfg)
     snr = first.flux / np.maximum(first.flux_err, 1e-30)
     shift = snr > cfg.shift_sigma
     sigma = first.lsf[0]
@@ -192,8 +434,8 @@ def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None, veloci
     best = (np.inf, first.lsf)
     for eta in etas:
         for gamma in gammas:
-            _, chi2 = _final_fit(y, w, basis, dlam, first.centre, shift, (sigma, eta, gamma),
-                                 cfg.half_width, want_cov=False)
+            _, chi2 = _final_fit(y, w, basis, nborder, dlam, first.centre, shift,
+                                 (sigma, eta, gamma), cfg.half_width, want_cov=False)
             if chi2 < best[0]:
                 best = (chi2, (sigma, eta, gamma))
     _, eta, gamma = best[1]
@@ -350,13 +592,14 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                              empty.astype(str), np.zeros((0, 0)), (np.nan,) * 3, np.nan, NOFIT)
     flag = 0
     gidx = np.flatnonzero(good)
-    basis = _continuum_basis(loglam, int(gidx[0]), int(gidx[-1]), cfg)
+    basis, nborder = _continuum_basis(loglam, int(gidx[0]), int(gidx[-1]), cfg)
     ncont = basis.shape[1]
+    cborder = _border(ncont, ncont, nborder)
 
     # first continuum: spline fit with pixels far above it (lines) given no weight
     wc = w.copy()
     for _ in range(4):
-        coef, _ = _solve(basis, y, wc)
+        coef = _Normal(basis, y, wc, cborder).solve()[0]
         cont = basis @ coef
         z = (y - cont) * np.sqrt(w)
         wc = np.where(z > 2.5, 0.0, w)
@@ -405,22 +648,34 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
             keep.sort()
             centres, csnr, names, found = centres[keep], csnr[keep], names[keep], found[keep]
             flag |= MANYLINES
+        # columns and normal matrix once per round, for every line and (bright lines)
+        # their shift and width columns; each attempt solves a principal sub-system
+        bright = csnr > cfg.shift_sigma
+        nl0, nbr = centres.size, int(bright.sum())
+        rank = np.cumsum(bright) - 1
+        allcols = line_columns(centres, npix, dlam, sigma=sigma, eta=eta, gamma=gamma,
+                               half_width=cfg.half_width, derivative=bright,
+                               width_derivative=bright)
+        design = sp.hstack([basis, allcols]).tocsc()
+        system = _Normal(design, y, w, _border(design.shape[1], ncont, nborder))
+        alive = np.arange(nl0)
         for attempt in range(6):   # drop lines that come out negative
-            shift, width = _free_columns(centres, csnr, names, cfg)
-            cols = line_columns(centres, npix, dlam, sigma=sigma, eta=eta, gamma=gamma,
-                                half_width=cfg.half_width, derivative=shift,
-                                width_derivative=width)
-            design = sp.hstack([basis, cols]).tocsc()
-            coef, _ = _solve(design, y, w)
-            amp = coef[ncont:ncont + centres.size]
-            neg = (amp <= 0) & (names == "")
+            shift, width = _free_columns(centres[alive], csnr[alive], names[alive], cfg)
+            sel = np.concatenate([np.arange(ncont), ncont + alive,
+                                  ncont + nl0 + rank[alive[shift]],
+                                  ncont + nl0 + nbr + rank[alive[width]]])
+            coef = system.solve(sel)[0]
+            amp = coef[ncont:ncont + alive.size]
+            neg = (amp <= 0) & (names[alive] == "")
             # always leave the loop right after a solve, so that shift, coef and
             # the line arrays describe the same set of lines
             if not neg.any() or attempt == 5:
                 break
-            keep = ~neg
-            centres, csnr, names, found = centres[keep], csnr[keep], names[keep], found[keep]
-        model = design @ coef
+            alive = alive[~neg]
+        centres, csnr, names, found = centres[alive], csnr[alive], names[alive], found[alive]
+        full = np.zeros(design.shape[1])
+        full[sel] = coef
+        model = design @ full
         # refine the centres of bright lines by their shift coefficient
         nsh = int(shift.sum())
         if nsh:
@@ -433,8 +688,9 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         snr = _matched_snr(resid, w, sigma)
         new, nsnr = _peaks(snr, resid, cfg.detect_sigma, centres, cfg.min_separation)
         # S/N of the existing lines from this fit (ignoring correlations: cheap)
-        aw = sp.diags(np.sqrt(w)) @ cols[:, :centres.size]
-        info = np.asarray(aw.multiply(aw).sum(axis=0)).ravel()
+        prof = design[:, ncont + alive]
+        info = np.bincount(np.repeat(np.arange(alive.size), np.diff(prof.indptr)),
+                           prof.data ** 2 * w[prof.indices], minlength=alive.size)
         csnr = amp * np.sqrt(info)
         if new.size == 0 and not nsh:
             break
@@ -446,8 +702,8 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     # final solution with the refined centres; the shift and width columns of bright
     # lines stay (they carry no flux: their profiles integrate to zero)
     shift, width = _free_columns(centres, csnr, names, cfg)
-    coef, cov, cols = _final_fit(y, w, basis, dlam, centres, shift, lsf, cfg.half_width,
-                                 width=width)
+    coef, var, cov, cols = _final_fit(y, w, basis, nborder, dlam, centres, shift, lsf,
+                                      cfg.half_width, width=width, named=names != "")
     nl = centres.size
     amp = coef[ncont:ncont + nl]
     cont = basis @ coef[:ncont]
@@ -464,12 +720,14 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     span = np.zeros(npix, bool)
     span[gidx[0]:gidx[-1] + 1] = True
     order = np.argsort(centres)
+    # the named lines' covariance rows follow the named lines in centre order
+    nord = np.argsort(centres[names != ""])
     return Decomposition(
         CONT=np.where(span, cont, 0.0), LINES=np.where(span, lines, 0.0),
         CONT_SMOOTH=np.where(span, smooth, 0.0), centre=centres[order], flux=amp[order],
-        flux_err=np.sqrt(np.maximum(np.diag(cov), 0.0))[order], found=found[order],
-        name=names[order].astype(str), cov=cov[np.ix_(order, order)], lsf=(sigma, eta, gamma),
-        rchi2=rchi2, flag=flag)
+        flux_err=np.sqrt(np.maximum(var, 0.0))[order], found=found[order],
+        name=names[order].astype(str), named_cov=cov[np.ix_(nord, nord)],
+        lsf=(sigma, eta, gamma), rchi2=rchi2, flag=flag)
 
 
 __all__ = ["decompose_spectrum", "fit_profile", "fit_lsf", "Decomposition", "NOFIT", "LSF_DEFAULT",

@@ -7,6 +7,12 @@ fitted once per camera and file, on its spectrum of highest median S/N
 (:func:`skymodelling.spectral.decompose.fit_profile`), and fixed for the others.
 
 Output: ``OUT/decompose/<plate4>/decomp-<plate4>-<mjd5>.fits`` (docs/decompose.md).
+
+With ``spectra="fibres"``, every sky-fibre spectrum of every complete extract output is
+resampled onto the mean stage's grid of its arm (flux-conserving, as the mean stage does) and
+decomposed the same way, the profile fitted once per camera and file on its fibre of highest
+median S/N: ``OUT/decompose/<plate4>/decomp-fibres-<plate4>-<mjd5>.fits``, one row per row of
+the extract META.
 """
 from __future__ import annotations
 
@@ -21,9 +27,15 @@ from astropy.table import Table
 from ..config import Config
 from ..errors import BossFileError, SkyModellingError
 from ..io.fitsutil import open_fits, write_hdus
-from ..spectral.decompose import NOFIT, decompose_spectrum, fit_profile
+from ..spectral.decompose import (
+    DEFAULT_LSF,
+    LSF_DEFAULT,
+    NOFIT,
+    decompose_spectrum,
+    fit_profile,
+)
 from ..spectral.features import load_features
-from ..spectral.resample import COADD_DLOGLAM
+from ..spectral.resample import COADD_DLOGLAM, loglam_edges, resample_flux
 from . import _common
 from .extract import FLUX_UNIT, table_hdu
 
@@ -32,6 +44,14 @@ log = logging.getLogger(__name__)
 STAGE = "decompose"
 EXTNAME = "DECOMPMETA"
 KEY_COLUMNS = ("PLATE", "MJD", "IMG", "CAMERA", "ROW")
+#: Keys of the fibre table (those of the extract META, docs/extract.md; same rows, same order).
+FIBRE_KEY_COLUMNS = ("PLATE", "MJD", "IMG", "CAMERA", "FIB", "ROW")
+FIBRE_EXTNAME = "DECOMPFIBRES"
+#: Name of the fibre mode's problem files (``OUT/failures/decompfibres-<plate4>-<mjd5>.csv``).
+FIBRE_STAGE = "decompfibres"
+SPECTRA = ("mean", "fibres")
+#: Fibres (in order of median S/N) on which the fibre mode tries to fit the profile.
+FIBRE_PROFILE_TRIES = 5
 #: Named lines that are sums of fitted components (blends at BOSS resolution).
 COMBINED = {"NAD": ("NAD1", "NAD2"), "NA5686": ("NA5683", "NA5688")}
 
@@ -39,6 +59,11 @@ COMBINED = {"NAD": ("NAD1", "NAD2"), "NA5686": ("NA5683", "NA5688")}
 def output_path(out, plate: int, mjd: int) -> Path:
     """Where the decompose stage writes plate ``plate`` observed on ``mjd``."""
     return Path(out) / STAGE / f"{plate:04d}" / f"decomp-{plate:04d}-{mjd:05d}.fits"
+
+
+def fibre_output_path(out, plate: int, mjd: int) -> Path:
+    """Where ``--spectra fibres`` writes plate ``plate`` observed on ``mjd``."""
+    return Path(out) / STAGE / f"{plate:04d}" / f"decomp-fibres-{plate:04d}-{mjd:05d}.fits"
 
 
 def named_lines(line_list=None) -> Table:
@@ -59,11 +84,14 @@ def output_names(named: Table) -> list[str]:
 
 
 def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
-                    velocity=None):
+                    velocity=None, *, tries: int = 1, default: bool = False, lsf=None):
     """Decompose the rows of one camera (2-D arrays); the profile is fitted on the best row.
 
     ``velocity``: the heliocentric correction (km/s) of each row (MEANMETA ``HELIO_RV``),
-    used to place the named lines on the heliocentric grid; None: 0.
+    used to place the named lines on the heliocentric grid; None: 0. The profile is fitted
+    on the row of highest median S/N, or when that fails on the next, up to ``tries`` rows;
+    when none succeeds, each row gets its own profile fit, or with ``default`` the default
+    profile (FLAG LSF_DEFAULT). A given ``lsf`` (sigma, eta, gamma) is used as it is.
     """
     cfg = config.decompose
     sel = named[np.asarray(named["CAMERA"]).astype(str) == arm]
@@ -71,16 +99,23 @@ def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
     vel = np.where(np.isfinite(vel), vel, 0.0)
     snr = np.array([np.median((f * np.sqrt(iv))[iv > 0]) if np.any(iv > 0) else 0.0
                     for f, iv in zip(flux, ivar, strict=True)])
-    lsf = None
-    if cfg.lsf_sigma is None:
-        best = int(np.argmax(snr))
-        lsf, bad = fit_profile(loglam, flux[best], ivar[best], arm=arm, config=cfg, named=sel,
-                               velocity=float(vel[best]))
-        if bad or not np.all(np.isfinite(lsf)):
+    if lsf is None and cfg.lsf_sigma is None:
+        for best in np.argsort(-snr, kind="stable")[:tries]:
+            lsf, bad = fit_profile(loglam, flux[best], ivar[best], arm=arm, config=cfg,
+                                   named=sel, velocity=float(vel[best]))
+            if not bad and np.all(np.isfinite(lsf)):
+                break
             lsf = None
-    return [decompose_spectrum(loglam, f, iv, arm=arm, config=cfg, named=sel, lsf=lsf,
-                               velocity=float(v))
-            for f, iv, v in zip(flux, ivar, vel, strict=True)]
+    flag = 0
+    if lsf is None and default and cfg.lsf_sigma is None:
+        lsf, flag = DEFAULT_LSF[arm], LSF_DEFAULT
+    results = [decompose_spectrum(loglam, f, iv, arm=arm, config=cfg, named=sel, lsf=lsf,
+                                  velocity=float(v))
+               for f, iv, v in zip(flux, ivar, vel, strict=True)]
+    for res in results:
+        if not res.flag & NOFIT:
+            res.flag |= flag
+    return results
 
 
 def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
@@ -117,13 +152,7 @@ def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
             images[cam] = {k: np.array([getattr(r, k) for r in results])
                            for k in ("CONT", "LINES", "CONT_SMOOTH")}
             for r, res in zip(sel, results, strict=True):
-                row = {k: meta[k][r] for k in KEY_COLUMNS}
-                row.update(RCHI2=res.rchi2, FLAG=res.flag, LSF_SIGMA=res.lsf[0],
-                           LSF_ETA=res.lsf[1], LSF_GAMMA=res.lsf[2], NLINES=res.flux.size,
-                           NFOUND=int(res.found.sum()))
-                for name in names:
-                    f, e = res.named_flux(COMBINED.get(name, (name,)))
-                    row[f"{name}_FLUX"], row[f"{name}_FLUX_ERR"] = f, e
+                row = _result_row(meta, r, KEY_COLUMNS, res, names)
                 rows.append(row)
                 if res.flag & NOFIT:
                     reason = "too few good pixels: not decomposed"
@@ -148,13 +177,106 @@ def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
     return table, lines, images, grids
 
 
-def _hdus(table, lines, images, grids, primary) -> list:
+def _result_row(meta: Table, r: int, keys, res, names) -> dict:
+    """One row of the output table: the keys of ``meta`` row ``r`` and the fit ``res``."""
+    row = {k: meta[k][r] for k in keys}
+    row.update(RCHI2=res.rchi2, FLAG=res.flag, LSF_SIGMA=res.lsf[0], LSF_ETA=res.lsf[1],
+               LSF_GAMMA=res.lsf[2], NLINES=res.flux.size, NFOUND=int(res.found.sum()))
+    for name in names:
+        f, e = res.named_flux(COMBINED.get(name, (name,)))
+        row[f"{name}_FLUX"], row[f"{name}_FLUX_ERR"] = f, e
+    return row
+
+
+def mean_profiles(path: Path, config: Config) -> dict:
+    """Profile per camera fitted on the mean output ``path``'s spectrum of highest median S/N
+    (as the mean mode does); cameras whose fit fails are left out."""
+    named = named_lines(config.lines.line_list)
+    out = {}
+    with open_fits(path) as hdul:
+        meta = Table.read(hdul["MEANMETA"], unit_parse_strict="silent", mask_invalid=False)
+        meta.convert_bytestring_to_unicode()
+        cams = np.asarray(meta["CAMERA"]).astype(str)
+        for cam in sorted(set(cams)):
+            sel = np.flatnonzero(cams == cam)
+            rows = np.asarray(meta["ROW"])[sel]
+            flux = np.asarray(hdul[f"{cam.upper()}_FLUX"].data, dtype=float)[rows]
+            ivar = np.asarray(hdul[f"{cam.upper()}_IVAR"].data, dtype=float)[rows]
+            snr = np.array([np.median((f * np.sqrt(iv))[iv > 0]) if np.any(iv > 0) else 0.0
+                            for f, iv in zip(flux, ivar, strict=True)])
+            best = int(np.argmax(snr))
+            vel = float(meta["HELIO_RV"][sel[best]]) if "HELIO_RV" in meta.colnames else 0.0
+            loglam = np.log10(np.asarray(hdul[f"{cam[0].upper()}_WAVE"].data, dtype=float))
+            lsf, bad = fit_profile(loglam, flux[best], ivar[best], arm=cam[0],
+                                   config=config.decompose,
+                                   named=named[np.asarray(named["CAMERA"]).astype(str) == cam[0]],
+                                   velocity=vel)
+            if not bad and np.all(np.isfinite(lsf)):
+                out[cam] = tuple(float(v) for v in lsf)
+    return out
+
+
+def decompose_fibres_file(path: Path, config: Config, mean_path: Path | None = None):
+    """Decompositions of every sky-fibre spectrum of one extract output.
+
+    Each camera's fibres are resampled onto the mean stage's grid of the arm
+    (:func:`skymodelling.stages.mean.arm_grid`, flux-conserving) and decomposed with one
+    profile per camera: the one fitted on the mean output ``mean_path`` of the same plate
+    and MJD (:func:`mean_profiles`) when given (a single fibre has too few bright lines in
+    the blue for a reliable fit), else fitted on the camera's fibres of highest median S/N
+    (up to ``FIBRE_PROFILE_TRIES``), else the default profile (FLAG LSF_DEFAULT). Returns
+    the table (one row per extract META row, same order), the images per camera (row
+    ``ROW`` is the extract image row) and the grids.
+    """
+    from .mean import arm_grid
+
+    profiles = mean_profiles(mean_path, config) if mean_path is not None else {}
+
+    named = named_lines(config.lines.line_list)
+    names = output_names(named)
+    with open_fits(path) as hdul:
+        try:
+            meta = Table.read(hdul["META"], unit_parse_strict="silent", mask_invalid=False)
+        except KeyError as exc:
+            raise BossFileError(path, "no META HDU") from exc
+        meta.convert_bytestring_to_unicode()
+        cams = np.asarray(meta["CAMERA"]).astype(str)
+        rows, images, grids = [None] * len(meta), {}, {}
+        for cam in sorted(set(cams)):
+            try:
+                wave = np.asarray(hdul[f"{cam.upper()}_WAVE"].data, dtype=float)
+                flux = np.asarray(hdul[f"{cam.upper()}_FLUX"].data, dtype=float)
+                ivar = np.asarray(hdul[f"{cam.upper()}_IVAR"].data, dtype=float)
+            except KeyError as exc:
+                raise BossFileError(path, f"no {exc.args[0]} HDU for camera {cam}") from exc
+            loglam = grids.setdefault(cam[0], arm_grid(cam[0], config))
+            sel = np.flatnonzero(cams == cam)
+            erows = np.asarray(meta["ROW"])[sel]
+            f, iv = resample_flux(wave[erows], flux[erows], ivar[erows], loglam_edges(loglam))
+            velocity = (np.asarray(meta["HELIO_RV"], dtype=float)[sel]
+                        if "HELIO_RV" in meta.colnames else None)
+            results = decompose_block(loglam, f, iv, cam[0], config, named, velocity,
+                                      tries=FIBRE_PROFILE_TRIES, default=True,
+                                      lsf=profiles.get(cam))
+            image = {k: np.zeros((wave.shape[0], loglam.size), np.float32)
+                     for k in ("CONT", "LINES")}
+            for r, er, res in zip(sel, erows, results, strict=True):
+                image["CONT"][er], image["LINES"][er] = res.CONT, res.LINES
+                rows[r] = _result_row(meta, r, FIBRE_KEY_COLUMNS, res, names)
+            images[cam] = image
+    table = Table(rows=rows, names=list(rows[0])) if rows else Table()
+    return table, images, {arm: 10.0 ** g for arm, g in grids.items()}
+
+
+def _hdus(table, lines, images, grids, primary, extname=EXTNAME) -> list:
     units = {"LSF_SIGMA": "pix", "LSF_GAMMA": "pix",
              **{c: "10**-17 erg s-1 cm-2" for c in table.colnames if c.endswith(("_FLUX",
                                                                                   "_FLUX_ERR"))}}
-    hdus = [primary, table_hdu(table, EXTNAME, units),
-            table_hdu(lines, "FITLINES", {"WAVE": "Angstrom", "FLUX": "10**-17 erg s-1 cm-2",
-                                          "FLUX_ERR": "10**-17 erg s-1 cm-2"})]
+    hdus = [primary, table_hdu(table, extname, units)]
+    if lines is not None:
+        hdus.append(table_hdu(lines, "FITLINES", {"WAVE": "Angstrom",
+                                                  "FLUX": "10**-17 erg s-1 cm-2",
+                                                  "FLUX_ERR": "10**-17 erg s-1 cm-2"}))
     for arm in sorted(grids):
         hdu = fits.ImageHDU(grids[arm], name=f"{arm.upper()}_WAVE")
         hdu.header["BUNIT"] = "Angstrom"
@@ -184,16 +306,58 @@ def decompose_plate(task) -> dict:
                               inputs={"mean": input_signature(source)}, work=work)
 
 
+def decompose_fibres_plate(task) -> dict:
+    """Run ``--spectra fibres`` on one extract output (a worker task)."""
+    from .lines import input_signature
+
+    source, config, out, strict = task
+
+    from .mean import output_path as mean_output
+
+    header = fits.getheader(source)
+    mean_path = mean_output(out, int(header["PLATE"]), int(header["MJD"]))
+    mean_ok = mean_path.is_file() and _common.marker_info(mean_path).get(
+        "size") == mean_path.stat().st_size
+    inputs = {"extract": input_signature(source),
+              "mean": input_signature(mean_path) if mean_ok else None}
+
+    def work(target, plate, mjd, failures):
+        # the fibre mode's problems get their own files, beside the mean mode's
+        failures.stage = FIBRE_STAGE
+        table, images, grids = decompose_fibres_file(source, config,
+                                                     mean_path if mean_ok else None)
+        primary = _common.primary_hdu(STAGE, config, PLATE=plate, MJD=mjd, NDECOMP=len(table),
+                                      SPECTRA=("fibres", "sky-fibre spectra decomposed"),
+                                      EXTRACT=(source.name, "extract output decomposed"),
+                                      MEAN=(mean_path.name if mean_ok else "",
+                                            "mean output giving the profiles"))
+        write_hdus(target, _hdus(table, None, images, grids, primary, FIBRE_EXTNAME))
+        return len(table)
+
+    return _common.plate_task(STAGE, source, out, config, strict, target_of=fibre_output_path,
+                              inputs=inputs, work=work)
+
+
 def run_decompose(out, config: Config | None = None, *, spectra: str = "mean", workers: int = 1,
                   strict: bool = False, executor=None) -> _common.StageSummary:
-    """Decompose every complete mean output under ``out`` (``spectra``: only ``mean``)."""
+    """Decompose every complete mean output under ``out``, or with ``spectra="fibres"``
+    every sky-fibre spectrum of every complete extract output."""
     config = config or Config()
-    if spectra != "mean":
-        raise SkyModellingError(f"spectra must be 'mean' (the only kind supported), "
-                                f"not {spectra!r}")
+    if spectra not in SPECTRA:
+        raise SkyModellingError(f"spectra must be one of {SPECTRA}, not {spectra!r}")
     t0 = time.perf_counter()
     out = Path(out)
     _common.remove_stale_parts(out / STAGE)
+    if spectra == "fibres":
+        sources = _common.extract_outputs(out)
+        named_lines(config.lines.line_list)
+        summary = _common.StageSummary(FIBRE_STAGE, n_tasks=len(sources))
+        tasks = [(p, config, out, strict) for p in sources]
+        for res in _common.map_tasks(decompose_fibres_plate, tasks, workers, desc=STAGE,
+                                     executor=executor):
+            summary.add(res)
+        summary.finish(out, t0)
+        return summary
     sources = [p for p in sorted((out / "mean").glob("*/mean-*.fits"))
                if _common.marker_path(p).is_file()]
     if not sources:
@@ -208,4 +372,5 @@ def run_decompose(out, config: Config | None = None, *, spectra: str = "mean", w
     return summary
 
 
-__all__ = ["run_decompose", "decompose_file", "decompose_block", "named_lines", "output_path"]
+__all__ = ["run_decompose", "decompose_file", "decompose_fibres_file", "decompose_block",
+           "named_lines", "output_path", "fibre_output_path"]
