@@ -186,3 +186,22 @@ def test_run_records_problems_and_exit_code(sim_tree, tmp_path, capsys):
     assert "problems recorded" in capsys.readouterr().out
     log = (out / LOG_NAME).read_text()
     assert "problem: extract" in log and frame.name in log
+
+
+def test_demo_runs_every_stage_and_says_where(serial_run, sim_tree, tmp_path, capsys):
+    ref, _ = serial_run
+    shutil.copytree(sim_tree, tmp_path / "raw")   # the demo reuses a complete simulated tree
+    shutil.copytree(ref, tmp_path / "out")
+    shutil.rmtree(tmp_path / "out" / "decompose")  # and redoes what is missing
+    shutil.rmtree(tmp_path / "out" / "merge")
+    code = main(["demo", str(tmp_path), "--workers", "1"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "using the simulated tree already in" in printed
+    for stage in STAGES:
+        assert f"{stage}:" in printed or f"{stage} " in printed, stage
+    assert "OI5577_FLUX" in printed and "reduced chi-square" in printed
+    assert str(tmp_path / "out" / "merge") in printed
+    for name in _files(ref / "decompose"):
+        assert (tmp_path / "out" / "decompose" / name).is_file(), name
+    assert (tmp_path / "out" / "merge" / "clean.fits").is_file()

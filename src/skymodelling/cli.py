@@ -149,7 +149,7 @@ def _cmd_run(args) -> int:
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(args.dir, seed=args.seed)
+    return run_demo(args.dir, seed=args.seed, workers=args.workers)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", nargs="?", default="skymodelling-demo",
                    help="working folder (default: ./skymodelling-demo)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="parallel processes (default: CPUs, at most 4)")
     p.set_defaults(func=_cmd_demo)
 
     from .executors import EXECUTORS
@@ -257,8 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("decompose", help="separate airglow lines from the continuum of every "
                                          "mean sky spectrum")
     p.add_argument("out", help="output folder of skymodelling mean")
-    p.add_argument("--spectra", choices=("mean",), default="mean",
-                   help="which spectra to decompose (only the mean spectra for now)")
+    p.add_argument("--spectra", choices=("mean", "fibres"), default="mean",
+                   help="which spectra to decompose: the mean spectra (default) or every "
+                        "sky-fibre spectrum of the extract outputs")
     p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")

@@ -18,33 +18,40 @@ def _tree_complete(raw: Path) -> bool:
     return (raw / "platelist.fits").is_file() and (truth_dir(raw) / "exposures.fits").is_file()
 
 
-def run_demo(folder, seed: int = 1) -> int:
-    """Simulate ``folder/raw`` (unless already there) and summarise it.
+def run_demo(folder, seed: int = 1, workers: int | None = None) -> int:
+    """Simulate ``folder/raw`` (unless already there), run every stage into ``folder/out``.
 
-    Returns the exit code.
+    Prints the tree, each stage's summary, the final summary and a few of the
+    measured quantities with where they are. Returns the exit code (1 when
+    problems were recorded).
     """
+    from .pipeline import run_pipeline
     from .simulate.tree import simulate_tree
 
     folder = Path(folder)
-    raw = folder / "raw"
+    raw, out = folder / "raw", folder / "out"
     if _tree_complete(raw):
         print(f"using the simulated tree already in {raw}")
     else:
         print(f"simulating {DEMO_PLATES} plates x {DEMO_EXPOSURES} exposures into {raw} ...",
               flush=True)
-        summary = simulate_tree(raw, n_plates=DEMO_PLATES, n_exposures=DEMO_EXPOSURES, seed=seed)
+        summary = simulate_tree(raw, n_plates=DEMO_PLATES, n_exposures=DEMO_EXPOSURES, seed=seed,
+                                workers=workers)
         print(summary.describe())
     _summarise_tree(raw)
-    _run_extract(raw, folder / "out")
-    code = _run_enrich(folder / "out")
-    code = max(code, _run_lines(folder / "out"))
-    code = max(code, _run_mean(folder / "out"))
-    code = max(code, _run_decompose(folder / "out"))
-    from .stages.merge import run_merge
-
-    print(f"\nmerge: the catalogue into {folder / 'out' / 'merge'} ...", flush=True)
-    run_merge(folder / "out")
-    return code
+    print(f"\nrunning extract -> enrich -> lines -> mean -> decompose -> merge into {out} "
+          f"(log: {out / 'run.log'}) ...", flush=True)
+    result = run_pipeline(raw, out, workers=workers, show=False)
+    print()
+    print(result.describe())
+    print()
+    _show_extract(out)
+    _show_enrich(out)
+    _show_lines(out)
+    _show_mean(out)
+    _show_decompose(out)
+    print(f"\nthe catalogue: {out / 'merge'}/clean.fits (and .parquet); file formats: docs/*.md")
+    return 1 if result.n_failures else 0
 
 
 def _summarise_tree(raw: Path) -> None:
@@ -60,17 +67,12 @@ def _summarise_tree(raw: Path) -> None:
         print(f"  {spplate.relative_to(raw)}: {len(sp.expids())} exposures in the coadd ({cams})")
 
 
-def _run_extract(raw: Path, out: Path) -> None:
-    import os
-
+def _show_extract(out: Path) -> None:
     import numpy as np
 
     from .dataset import open_dataset
-    from .stages.extract import run_extract
 
-    print(f"\nextract: calibrated sky spectra into {out / 'extract'} ...", flush=True)
-    summary = run_extract(raw, out, workers=min(os.cpu_count() or 1, 4))
-    print(summary.describe())
+    print(f"extract: calibrated sky spectra in {out / 'extract'}")
     ds = open_dataset(out)
     for cam in ("b1", "r1"):
         i = int(np.flatnonzero(ds.meta["CAMERA"] == cam)[0])
@@ -84,52 +86,39 @@ def _run_extract(raw: Path, out: Path) -> None:
     print("  read them with: skymodelling.open_dataset(" f"'{out}')")
 
 
-def _run_enrich(out: Path) -> int:
+def _show_enrich(out: Path) -> None:
     import numpy as np
 
     from .dataset import open_dataset
-    from .stages.enrich import run_enrich
 
-    print(f"\nenrich: observing conditions into {out / 'enrich'} ...", flush=True)
-    summary = run_enrich(out)
-    print(summary.describe())
+    print(f"enrich: observing conditions in {out / 'enrich'}")
     meta = open_dataset(out).meta
     for name, unit in (("MOON_ALT", "deg"), ("MOON_ILL", ""), ("SUN_ALT", "deg"),
                        ("ZODI", "S10"), ("ISL", "S10"), ("SOLARFLUX", "sfu")):
         values = np.asarray(meta[name], dtype=float)
         print(f"  {name:<10} {np.nanmin(values):8.2f} to {np.nanmax(values):8.2f} {unit}")
-    return 1 if summary.n_failures else 0
 
 
-def _run_lines(out: Path) -> int:
+def _show_lines(out: Path) -> None:
     import numpy as np
 
     from .dataset import open_dataset
-    from .stages.lines import run_lines
 
-    print(f"\nlines: line strengths, continuum bands, sky magnitudes into {out / 'lines'} ...",
-          flush=True)
-    summary = run_lines(out)
-    print(summary.describe())
+    print(f"lines: line strengths, continuum bands, sky magnitudes in {out / 'lines'}")
     meta = open_dataset(out).meta
     for name, unit in (("OI5577_FLUX", "1e-17 erg/s/cm2"), ("OI6300_FLUX", "1e-17 erg/s/cm2"),
                        ("NAD_FLUX", "1e-17 erg/s/cm2"), ("SDSS_G", "mag/arcsec2"),
                        ("SDSS_I", "mag/arcsec2")):
         values = np.asarray(meta[name], dtype=float)
         print(f"  {name:<12} median {np.nanmedian(values):8.2f} {unit}")
-    return 1 if summary.n_failures else 0
 
 
-def _run_mean(out: Path) -> int:
+def _show_mean(out: Path) -> None:
     import numpy as np
 
     from .dataset import open_dataset
-    from .stages.mean import run_mean
 
-    print(f"\nmean: one mean sky spectrum per exposure and camera into {out / 'mean'} ...",
-          flush=True)
-    summary = run_mean(out)
-    print(summary.describe())
+    print(f"mean: one mean sky spectrum per exposure and camera in {out / 'mean'}")
     means = open_dataset(out).means
     meta = means.meta
     print(f"  {len(meta)} mean spectra from {int(np.min(meta['NFIBERS']))}-"
@@ -142,19 +131,15 @@ def _run_mean(out: Path) -> int:
             print(f"  e.g. plate {meta['PLATE'][rows[0]]} exposure {meta['IMG'][rows[0]]} {cam}:"
                   f" median sky {np.median(spec.FLUX[good]):.2f} x 1e-17 erg/s/cm2/A, median"
                   f" S/N per pixel {np.median(spec.FLUX[good] * np.sqrt(spec.IVAR[good])):.0f}")
-    return 1 if summary.n_failures else 0
 
 
-def _run_decompose(out: Path) -> int:
+def _show_decompose(out: Path) -> None:
     import numpy as np
     from astropy.table import Table
 
-    from .stages.decompose import EXTNAME, run_decompose
+    from .stages.decompose import EXTNAME
 
-    print(f"\ndecompose: airglow lines and continuum of the mean spectra into "
-          f"{out / 'decompose'} ...", flush=True)
-    summary = run_decompose(out)
-    print(summary.describe())
+    print(f"decompose: airglow lines and continuum of the mean spectra in {out / 'decompose'}")
     for path in sorted((out / "decompose").glob("*/decomp-*.fits"))[:1]:
         table = Table.read(path, hdu=EXTNAME)
         print(f"  {path.name}: median reduced chi-square {np.nanmedian(table['RCHI2']):.2f}, "
@@ -164,4 +149,3 @@ def _run_decompose(out: Path) -> int:
             if col in table.colnames:
                 values = np.ma.filled(np.ma.asarray(table[col], dtype=float), np.nan)
                 print(f"  {col:<12} median {np.nanmedian(values):8.2f} 1e-17 erg/s/cm2")
-    return 1 if summary.n_failures else 0
