@@ -117,3 +117,18 @@ def test_merge_needs_lines(sim_tree, tmp_path):
     run_extract(sim_tree, tmp_path / "out", plates=[3985])
     with pytest.raises(SkyModellingError, match="run skymodelling lines"):
         run_merge(tmp_path / "out", verbose=False)
+
+
+def test_parquet_takes_big_endian_fits_columns(tmp_path):
+    """A catalogue of one plate keeps the FITS byte order; Arrow needs native order."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    from skymodelling.stages.merge import write_parquet
+
+    table = Table({"FLUX": np.arange(3, dtype=">f4"), "IVAR": np.ones((3, 2), dtype=">f8"),
+                   "PLATE": np.array([1, 2, 3], dtype=">i4")})
+    write_parquet(tmp_path / "c.parquet", table, {"FLUX": "1e-17 erg/(s cm2 Angstrom)"},
+                  [("VERSION", "x", "")])
+    back = pq.read_table(tmp_path / "c.parquet")
+    assert back.column("FLUX").to_pylist() == [0.0, 1.0, 2.0]
+    assert back.column("IVAR").to_pylist() == [[1.0, 1.0]] * 3
+    assert back.schema.field("FLUX").metadata[b"unit"] == b"1e-17 erg/(s cm2 Angstrom)"

@@ -151,6 +151,9 @@ def write_parquet(path: Path, table: Table, units: dict, cards: list[tuple]) -> 
     fields, arrays = [], []
     for name in plain.colnames:
         arr = np.asarray(plain[name])
+        if not arr.dtype.isnative:
+            # FITS columns are big-endian; Arrow takes native byte order only
+            arr = arr.astype(arr.dtype.newbyteorder("="))
         if arr.ndim > 1:
             arr = list(arr)
         array = pa.array(arr)
