@@ -58,6 +58,60 @@ def test_continuum_plus_lines_reproduce_a_noisy_spectrum():
     assert np.allclose(d.CONT + d.LINES, truth, atol=5 / np.sqrt(ivar).min() + 0.02 * truth)
 
 
+def test_a_width_varying_along_the_camera_is_fitted_and_used():
+    # the core width grows by 20 % from the first to the last pixel: the profile search
+    # measures it line by line, and a blended pair at the wide end keeps its flux
+    from skymodelling.spectral.decompose import line_sigma
+
+    rng = np.random.default_rng(5)
+    lsf = (1.1, 0.04, 3.5, 0.1, 0.0)
+    centres = np.linspace(80, NPIX - 80, 30) + rng.uniform(-0.5, 0.5, 30)
+    pair = np.array([NPIX - 101.0, NPIX - 98.6])
+    allc = np.concatenate([centres, pair])
+    fluxes = np.concatenate([rng.uniform(200, 2000, 30), [600.0, 300.0]])
+    cols = line_columns(allc, NPIX, DLAM, sigma=line_sigma(lsf, allc, NPIX), eta=lsf[1],
+                        gamma=lsf[2], half_width=200)
+    truth = _continuum() + cols @ fluxes
+    flux, ivar = _noisy(truth, rng)
+    cfg = DecomposeConfig(wing_blue=(0.04, 3.5))
+    d = decompose_spectrum(LOGLAM, flux, ivar, arm="b", config=cfg)
+    assert len(d.lsf) == 5
+    assert d.lsf[0] == pytest.approx(1.1, rel=0.03)
+    assert d.lsf[3] == pytest.approx(0.1, abs=0.03)
+    assert abs(d.lsf[4]) < 0.05
+    near = [int(np.argmin(np.abs(d.centre - c))) for c in pair]
+    assert d.flux[near].sum() == pytest.approx(900.0, rel=0.02)
+    # a constant width misses the pair's flux: the variation matters
+    flat = decompose_spectrum(LOGLAM, flux, ivar, arm="b", lsf=d.lsf[:3], config=cfg)
+    near = [int(np.argmin(np.abs(flat.centre - c))) for c in pair]
+    assert abs(flat.flux[near].sum() / 900.0 - 1) > 0.05
+
+
+def test_line_columns_take_one_width_per_line():
+    centres = np.array([300.2, 900.7])
+    both = line_columns(centres, NPIX, DLAM, sigma=np.array([0.8, 1.3]), eta=0.05, gamma=3.0,
+                        derivative=np.ones(2, bool), width_derivative=True).toarray()
+    for k, s in enumerate((0.8, 1.3)):
+        one = line_columns(centres[k:k + 1], NPIX, DLAM, sigma=s, eta=0.05, gamma=3.0,
+                           derivative=np.ones(1, bool), width_derivative=True).toarray()
+        assert np.allclose(both[:, [k, 2 + k, 4 + k]], one)
+
+
+def test_the_solar_template_is_placed_in_the_topocentric_frame():
+    from skymodelling.sky.solar import solar_spectrum
+    from skymodelling.spectral.decompose import C_KMS, _continuum_basis
+
+    loglam = np.log10(5800.0) + 1e-4 * np.arange(1000)
+    v = 30.0
+    basis, nb = _continuum_basis(loglam, 0, 999, DecomposeConfig(), velocity=v)
+    tpl = np.asarray(basis[:, -nb:].sum(axis=1)).ravel()   # coarse B-splines sum to 1
+    want = solar_spectrum(10 ** loglam * (1 + v / C_KMS))
+    ratio = tpl / want
+    assert np.allclose(ratio, ratio[0], rtol=1e-9)
+    unshifted = solar_spectrum(10 ** loglam)
+    assert not np.allclose(tpl / unshifted, (tpl / unshifted)[0], rtol=1e-4)
+
+
 def test_the_profile_is_fitted_when_not_given():
     rng = np.random.default_rng(4)
     centres = np.linspace(80, NPIX - 80, 30) + rng.uniform(-0.5, 0.5, 30)

@@ -47,6 +47,21 @@ C_KMS = 299792.458
 DEFAULT_LSF = {"b": (0.70, 0.04, 2.2), "r": (0.80, 0.05, 3.2)}
 
 
+def line_sigma(lsf, centres, npix: int) -> np.ndarray:
+    """Core sigma (pixels) of lines at pixel coordinates ``centres`` of an ``npix`` grid.
+
+    ``lsf`` is (sigma, eta, gamma) or (sigma, eta, gamma, s1, s2): the core width along
+    the camera is ``sigma (1 + s1 t + s2 (3 t^2 - 1) / 2)`` with ``t`` = -1 .. 1 from the
+    first to the last pixel of the grid (Legendre P1, P2: ``sigma`` is the mean width).
+    The spectrograph's width varies along the CCD (aberrations: wider at both ends; the
+    BOSS extraction's dispersion traceset is a Legendre series in the pixel coordinate too).
+    """
+    centres = np.asarray(centres, dtype=float)
+    s1, s2 = (lsf[3], lsf[4]) if len(lsf) > 3 else (0.0, 0.0)
+    t = 2.0 * centres / max(npix - 1, 1) - 1.0
+    return lsf[0] * (1.0 + s1 * t + s2 * (1.5 * t * t - 0.5))
+
+
 @dataclass
 class Decomposition:
     """Continuum and lines of one spectrum."""
@@ -87,9 +102,12 @@ def _bspline_basis(npix: int, lo: int, hi: int, spacing: int) -> sp.csc_matrix:
     return basis.tocsc()
 
 
-def _continuum_basis(loglam, lo, hi, cfg) -> tuple[sp.csc_matrix, int]:
+def _continuum_basis(loglam, lo, hi, cfg, velocity=0.0) -> tuple[sp.csc_matrix, int]:
     """Spline basis, plus the solar spectrum times a coarse spline when configured.
 
+    The solar spectrum (scattered moonlight and sunlight reach us at rest in the
+    topocentric frame, to ~1 km/s) is evaluated at the topocentric wavelengths of the
+    heliocentric grid, grid x (1 + ``velocity`` / c), like the named lines.
     Returns the basis and the number of template columns (the last ones).
     """
     npix = loglam.size
@@ -98,7 +116,7 @@ def _continuum_basis(loglam, lo, hi, cfg) -> tuple[sp.csc_matrix, int]:
         return basis, 0
     from ..sky.solar import solar_spectrum
 
-    template = solar_spectrum(10.0 ** loglam)
+    template = solar_spectrum(10.0 ** loglam * (1.0 + velocity / C_KMS))
     template = template / np.median(template[lo:hi + 1])
     coarse = _bspline_basis(npix, lo, hi, cfg.template_knot_spacing)
     return sp.hstack([basis, sp.diags(template) @ coarse]).tocsc(), coarse.shape[1]
@@ -384,9 +402,9 @@ def _final_fit(y, w, basis, nborder, dlam, centres, shift, lsf, half_width, *, w
                want_cov=True, named=None):
     """Fit with fixed line positions: coefficients and the lines' flux variances and the
     covariance of the lines ``named`` (bool), or (coefficients, chi-square)."""
-    sigma, eta, gamma = lsf
-    cols = line_columns(centres, y.size, dlam, sigma=sigma, eta=eta, gamma=gamma,
-                        half_width=half_width, derivative=shift, width_derivative=width)
+    cols = line_columns(centres, y.size, dlam, sigma=line_sigma(lsf, centres, y.size),
+                        eta=lsf[1], gamma=lsf[2], half_width=half_width, derivative=shift,
+                        width_derivative=width)
     design = sp.hstack([basis, cols]).tocsc()
     system = _Normal(design, y, w, _border(design.shape[1], basis.shape[1], nborder))
     ncont, nl = basis.shape[1], centres.size
@@ -425,7 +443,7 @@ def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None, veloci
                                velocity=velocity)
     if first.flag & (NOFIT | LSF_DEFAULT):
         return first.lsf, first.flag & (NOFIT | LSF_DEFAULT)
-    y, w, dlam, (basis, nborder) = _prepare(loglam, flux, ivar, cfg)
+    y, w, dlam, (basis, nborder) = _prepare(loglam, flux, ivar, cfg, velocity)
     snr = first.flux / np.maximum(first.flux_err, 1e-30)
     shift = snr > cfg.shift_sigma
     sigma = first.lsf[0]
@@ -438,14 +456,14 @@ def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None, veloci
                                  (sigma, eta, gamma), cfg.half_width, want_cov=False)
             if chi2 < best[0]:
                 best = (chi2, (sigma, eta, gamma))
-    _, eta, gamma = best[1]
+    _, eta, gamma = best[1][:3]
     good = w > 0
     again = fit_lsf(y, w, dlam, first.centre, snr, start=(sigma,), n_lines=cfg.lsf_lines,
                     fixed_wing=(eta, gamma))
-    return ((again[0] if again else sigma), eta, gamma), (0 if good.any() else NOFIT)
+    return (again or (sigma, eta, gamma)), (0 if good.any() else NOFIT)
 
 
-def _prepare(loglam, flux, ivar, cfg):
+def _prepare(loglam, flux, ivar, cfg, velocity=0.0):
     loglam = np.asarray(loglam, dtype=float)
     flux = np.asarray(flux, dtype=float)
     ivar = np.asarray(ivar, dtype=float)
@@ -454,56 +472,115 @@ def _prepare(loglam, flux, ivar, cfg):
     edges = np.concatenate([[loglam[0] - step / 2], 0.5 * (loglam[1:] + loglam[:-1]),
                             [loglam[-1] + step / 2]])
     gidx = np.flatnonzero(good)
-    basis = (_continuum_basis(loglam, int(gidx[0]), int(gidx[-1]), cfg)
+    basis = (_continuum_basis(loglam, int(gidx[0]), int(gidx[-1]), cfg, velocity)
              if gidx.size else None)
     return np.where(good, flux, 0.0), np.where(good, ivar, 0.0), np.diff(10.0 ** edges), basis
 
 
 def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
-            fixed_wing=None):
-    """Profile (sigma, eta, gamma) from the brightest isolated lines, or None.
+            fixed_wing=None, vary=True):
+    """Profile (sigma, eta, gamma[, s1, s2]) from bright isolated lines, or None.
 
     Each line's window (``window`` pixels either side) is fitted with a straight
-    line plus the line and its shift column, and any other peak inside it; the
-    summed chi-square is minimised over the three profile parameters.
-    """
-    from scipy.optimize import minimize
+    line plus the line and its shift column, and any other peak inside it.
 
+    With ``fixed_wing`` (eta, gamma) and ``vary`` the core width is measured line by
+    line (a one-dimensional search per window) on the ``n_lines`` brightest isolated
+    lines plus the brightest few of each third of the camera, and a quadratic in the
+    pixel coordinate (:func:`line_sigma`; a straight line or a constant when the lines
+    cover only two or one third) is fitted to the widths, clipping outliers (lines with
+    an unresolved neighbour look wide). Otherwise one width (and, without
+    ``fixed_wing``, the wing) is fitted to all windows together (Nelder-Mead on the
+    summed chi-square).
+    """
+    from scipy.optimize import minimize, minimize_scalar
+
+    npix = flux.size
     order = np.argsort(snr)[::-1]
-    chosen = []
+    ok = []
     for i in order:
-        if snr[i] < 30 or len(chosen) >= n_lines:
+        if snr[i] < 30:
             break
         near = np.abs(centres - centres[i])
         if np.any((near > 0) & (near < 6) & (snr > 0.05 * snr[i])):
             continue
         lo, hi = int(centres[i]) - window, int(centres[i]) + window + 1
-        if lo < 0 or hi > flux.size or np.mean(ivar[lo:hi] > 0) < 0.9:
+        if lo < 0 or hi > npix or np.mean(ivar[lo:hi] > 0) < 0.9:
             continue
-        chosen.append((i, lo, hi))
+        ok.append((i, lo, hi))
+    chosen = ok[:n_lines]
+    third = np.zeros(len(ok), int)
+    if vary and fixed_wing and ok:
+        good = np.flatnonzero(ivar > 0)
+        cuts = np.linspace(good[0], good[-1], 4)[1:3]
+        third = np.searchsorted(cuts, [centres[i] for i, _, _ in ok])
+        for part in range(3):   # the brightest few of each third too
+            extra = [c for c, p in zip(ok, third, strict=True) if p == part][:3]
+            chosen += [c for c in extra if c not in chosen]
     if len(chosen) < 2:
         return None
     windows = []
-    for _i, lo, hi in chosen:
+    for i, lo, hi in chosen:
         others = np.flatnonzero((centres >= lo) & (centres < hi))
-        windows.append((lo, hi, centres[others]))
-    npix = flux.size
+        windows.append((lo, hi, centres[others], centres[i]))
+
+    def chi2(lo, hi, cs, sigma, eta, gamma):
+        cols = line_columns(cs, npix, dlam, sigma=sigma, eta=eta, gamma=gamma,
+                            half_width=window + 10, derivative=np.ones(cs.size, bool))
+        a = cols[lo:hi].toarray()
+        x = np.arange(hi - lo) / (hi - lo) - 0.5
+        a = np.column_stack([np.ones(hi - lo), x, a])
+        sw = np.sqrt(ivar[lo:hi])
+        coef, *_ = np.linalg.lstsq(a * sw[:, None], flux[lo:hi] * sw, rcond=None)
+        return float(np.sum(((flux[lo:hi] - a @ coef) * sw) ** 2))
+
+    if vary and fixed_wing:
+        eta, gamma = fixed_wing
+        where, widths, errs = [], [], []
+        for lo, hi, cs, c in windows:
+            def one(s, lo=lo, hi=hi, cs=cs):
+                return chi2(lo, hi, cs, s, eta, gamma)
+
+            res = minimize_scalar(one, bounds=(0.4, 4.0), method="bounded",
+                                  options={"xatol": 2e-3})
+            if not (res.success and 0.41 < res.x < 3.99):
+                continue
+            h = 0.02
+            curv = (one(res.x + h) + one(res.x - h) - 2.0 * res.fun) / (h * h)
+            if curv > 0:
+                where.append(c)
+                widths.append(res.x)
+                errs.append(np.sqrt(2.0 / curv))
+        if len(widths) < 2:
+            return None
+        where, widths = np.array(where), np.array(widths)
+        # statistical error plus a 1 % floor (the windows' own model is not perfect)
+        wt = 1.0 / np.sqrt(np.array(errs) ** 2 + (0.01 * widths) ** 2)
+        good = np.flatnonzero(ivar > 0)
+        cuts = np.linspace(good[0], good[-1], 4)[1:3]
+        parts = np.bincount(np.searchsorted(cuts, where), minlength=3)
+        degree = min(int(np.sum(parts >= 2)) - 1, 2, widths.size - 2)
+        t = 2.0 * where / max(npix - 1, 1) - 1.0
+        basis = np.column_stack([np.ones_like(t), t, 1.5 * t * t - 0.5])[:, :max(degree, 0) + 1]
+        use = np.ones(widths.size, bool)
+        for _ in range(5):
+            coef, *_ = np.linalg.lstsq(basis[use] * wt[use, None], widths[use] * wt[use],
+                                       rcond=None)
+            dev = (widths - basis @ coef) * wt
+            mad = 1.4826 * np.median(np.abs(dev[use]))
+            new = np.abs(dev) < 3.0 * max(mad, 1.0)
+            if new.sum() < basis.shape[1] + 1 or np.array_equal(new, use):
+                break
+            use = new
+        coef = np.concatenate([coef, np.zeros(3 - coef.size)])
+        s1, s2 = (float(np.clip(v / coef[0], -0.2, 0.2)) for v in coef[1:])
+        return (float(coef[0]), eta, gamma, s1, s2)
 
     def cost(theta):
         sigma, eta, gamma = (theta[0], *fixed_wing) if fixed_wing else theta
         if not (0.4 < sigma < 4 and 0 <= eta < 0.5 and 0.5 < gamma < 30):
             return 1e30
-        total = 0.0
-        for lo, hi, cs in windows:
-            cols = line_columns(cs, npix, dlam, sigma=sigma, eta=eta, gamma=gamma,
-                                half_width=window + 10, derivative=np.ones(cs.size, bool))
-            a = cols[lo:hi].toarray()
-            x = np.arange(hi - lo) / (hi - lo) - 0.5
-            a = np.column_stack([np.ones(hi - lo), x, a])
-            sw = np.sqrt(ivar[lo:hi])
-            coef, *_ = np.linalg.lstsq(a * sw[:, None], flux[lo:hi] * sw, rcond=None)
-            total += float(np.sum(((flux[lo:hi] - a @ coef) * sw) ** 2))
-        return total
+        return sum(chi2(lo, hi, cs, sigma, eta, gamma) for lo, hi, cs, _ in windows)
 
     start = np.asarray(start, float)[:1 if fixed_wing else 3]
     res = minimize(cost, start, method="Nelder-Mead",
@@ -592,7 +669,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                              empty.astype(str), np.zeros((0, 0)), (np.nan,) * 3, np.nan, NOFIT)
     flag = 0
     gidx = np.flatnonzero(good)
-    basis, nborder = _continuum_basis(loglam, int(gidx[0]), int(gidx[-1]), cfg)
+    basis, nborder = _continuum_basis(loglam, int(gidx[0]), int(gidx[-1]), cfg, velocity)
     ncont = basis.shape[1]
     cborder = _border(ncont, ncont, nborder)
 
@@ -640,7 +717,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                       fixed_wing=None if cfg.fit_wing else wing)
         if lsf is None:
             lsf, flag = DEFAULT_LSF[arm], flag | LSF_DEFAULT
-    sigma, eta, gamma = lsf
+    sigma, eta, gamma = lsf[:3]
 
     for it in range(cfg.iterations + 1):
         if centres.size > cfg.max_lines:
@@ -653,7 +730,8 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         bright = csnr > cfg.shift_sigma
         nl0, nbr = centres.size, int(bright.sum())
         rank = np.cumsum(bright) - 1
-        allcols = line_columns(centres, npix, dlam, sigma=sigma, eta=eta, gamma=gamma,
+        allcols = line_columns(centres, npix, dlam, sigma=line_sigma(lsf, centres, npix),
+                               eta=eta, gamma=gamma,
                                half_width=cfg.half_width, derivative=bright,
                                width_derivative=bright)
         design = sp.hstack([basis, allcols]).tocsc()
@@ -727,7 +805,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         CONT_SMOOTH=np.where(span, smooth, 0.0), centre=centres[order], flux=amp[order],
         flux_err=np.sqrt(np.maximum(var, 0.0))[order], found=found[order],
         name=names[order].astype(str), named_cov=cov[np.ix_(nord, nord)],
-        lsf=(sigma, eta, gamma), rchi2=rchi2, flag=flag)
+        lsf=tuple(float(v) for v in lsf), rchi2=rchi2, flag=flag)
 
 
 __all__ = ["decompose_spectrum", "fit_profile", "fit_lsf", "Decomposition", "NOFIT", "LSF_DEFAULT",

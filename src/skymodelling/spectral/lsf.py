@@ -64,8 +64,11 @@ def line_columns(centres, npix: int, dlam, *, sigma: float, eta: float, gamma: f
         Pixels of the grid.
     dlam : array_like (npix,)
         Pixel widths in Angstrom (columns are flux densities per unit flux).
-    sigma, eta, gamma : float
-        LSF parameters in pixels (see the module notes).
+    sigma : float or array_like (n_lines,)
+        Gaussian core sigma in pixels, one for all lines or one per line (the width
+        varies along a camera).
+    eta, gamma : float
+        Wing fraction and Lorentzian HWHM in pixels (see the module notes).
     half_width : int
         Pixels either side of the centre where a column is non-zero.
     derivative : bool array, optional
@@ -81,6 +84,7 @@ def line_columns(centres, npix: int, dlam, *, sigma: float, eta: float, gamma: f
     """
     centres = np.asarray(centres, dtype=float)
     dlam = np.asarray(dlam, dtype=float)
+    sig = np.broadcast_to(np.asarray(sigma, dtype=float), centres.shape)[:, None]
     offs = np.arange(-half_width, half_width + 1)
     base = np.rint(centres).astype(int)
     rows = base[:, None] + offs[None, :]
@@ -89,7 +93,7 @@ def line_columns(centres, npix: int, dlam, *, sigma: float, eta: float, gamma: f
     cols = np.broadcast_to(np.arange(centres.size)[:, None], rows.shape)
     # the profile integrated up to every pixel edge, once: neighbouring pixels share edges
     edges = np.concatenate([d - 0.5, d[:, -1:] + 0.5], axis=1)
-    cdf = (1.0 - eta) * ndtr(edges / sigma) + eta * np.arctan(edges / gamma) / np.pi
+    cdf = (1.0 - eta) * ndtr(edges / sig) + eta * np.arctan(edges / gamma) / np.pi
     vals = np.diff(cdf, axis=1)
     r, c = rows[ok], cols[ok]
     data = [vals[ok] / dlam[r]]
@@ -99,7 +103,8 @@ def line_columns(centres, npix: int, dlam, *, sigma: float, eta: float, gamma: f
         idx = np.flatnonzero(derivative)
         # d/du0 of the integral up to an edge is minus the density there
         e = edges[idx]
-        dens = ((1.0 - eta) * np.exp(-0.5 * (e / sigma) ** 2) / (sigma * np.sqrt(2.0 * np.pi))
+        si = sig[idx]
+        dens = ((1.0 - eta) * np.exp(-0.5 * (e / si) ** 2) / (si * np.sqrt(2.0 * np.pi))
                 + eta / (np.pi * gamma * (1.0 + (e / gamma) ** 2)))
         dv = -np.diff(dens, axis=1)
         okd = ok[idx]
@@ -114,9 +119,10 @@ def line_columns(centres, npix: int, dlam, *, sigma: float, eta: float, gamma: f
     if width_derivative is not None and width_derivative is not False and np.any(
             width_derivative):
         idx = np.flatnonzero(width_derivative)
-        e = edges[idx] / sigma
+        si = sig[idx]
+        e = edges[idx] / si
         # d/dsigma of (1 - eta) Phi(e / sigma) is -(1 - eta) phi(e / sigma) e / sigma^2
-        dw = np.diff(-(1.0 - eta) * np.exp(-0.5 * e * e) * e / (sigma * np.sqrt(2.0 * np.pi)),
+        dw = np.diff(-(1.0 - eta) * np.exp(-0.5 * e * e) * e / (si * np.sqrt(2.0 * np.pi)),
                      axis=1)
         okd = ok[idx]
         rd = rows[idx][okd]
