@@ -29,6 +29,7 @@ Examples
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import resource
 import sys
@@ -36,7 +37,12 @@ from collections.abc import Callable, Iterable, Iterator
 
 from .errors import SkyModellingError
 
+log = logging.getLogger(__name__)
+
 EXECUTORS = ("process", "dask", "serial")
+
+#: The Dask setting that sets MALLOC_TRIM_THRESHOLD_ in the workers' environment.
+NANNY_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
 def _peak_rss_mb() -> float:
@@ -57,9 +63,13 @@ WARM_MODULES = (
 )
 
 
-def warm_up() -> int:
+def warm_up() -> str | None:
     """Import :data:`WARM_MODULES` and load the bundled Earth-orientation and solar-flux
-    tables in this process (each once per process); returns the pid."""
+    tables in this process (each once per process).
+
+    Returns the process's ``MALLOC_TRIM_THRESHOLD_`` (None when unset), which the
+    Dask executor checks (see :class:`DaskExecutor`).
+    """
     import importlib
 
     from astropy.utils import iers
@@ -72,7 +82,7 @@ def warm_up() -> int:
     offline_astropy()
     iers.earth_orientation_table.get()
     solar_flux([55000.0])
-    return os.getpid()
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
 def _measured(func: Callable, task):
@@ -205,12 +215,25 @@ class DaskExecutor(Executor):
             else:
                 self.client = Client(scheduler)
         else:
+            import dask
+
             n = int(n_workers or min(os.cpu_count() or 1, 4))
-            self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                         dashboard_address=None, silence_logs=40)
+            # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which fixes
+            # glibc's mmap threshold at 128 KiB: every large numpy temporary is then a fresh
+            # mmap, zero-filled page by page. The stages allocate many such arrays and keep
+            # nothing between tasks; measured, this cost +35-45 % CPU per task (400,000 minor
+            # page faults where a process-pool worker had 5,000). Without it glibc adapts.
+            with dask.config.set({NANNY_TRIM: None}):
+                self._cluster = LocalCluster(n_workers=n, threads_per_worker=1,
+                                             processes=True, dashboard_address=None,
+                                             silence_logs=40)
             self.client = Client(self._cluster)
         # workers present now import the stages at once; later ones on their first task
-        self.client.run(warm_up)
+        trims = {v for v in self.client.run(warm_up).values() if v}
+        if trims:
+            log.warning("the Dask workers run with MALLOC_TRIM_THRESHOLD_=%s, which makes the "
+                        "stages up to 1.5 times slower; start them with %s set to null in the "
+                        "Dask configuration (docs/run.md)", ",".join(sorted(trims)), NANNY_TRIM)
         info = self.client.scheduler_info()
         self.workers = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values())
         self.address = self.client.scheduler.address
