@@ -87,8 +87,10 @@ class StageSummary:
         self.seconds = time.perf_counter() - t0
 
     def describe(self) -> str:
+        # mean and decompose (of the means) count mean spectra, the others sky-fibre spectra
+        what = "mean spectra" if self.stage in ("mean", "decompose") else "sky spectra"
         return (f"{self.stage}: {self.n_tasks} plate-MJDs ({self.n_done} processed, "
-                f"{self.n_skipped} already complete), {self.n_spectra} sky spectra, "
+                f"{self.n_skipped} already complete), {self.n_spectra} {what}, "
                 f"{self.n_failures} problems recorded, {self.seconds:.1f} s")
 
 
