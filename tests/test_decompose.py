@@ -87,6 +87,41 @@ def test_a_width_varying_along_the_camera_is_fitted_and_used():
     assert abs(flat.flux[near].sum() / 900.0 - 1) > 0.05
 
 
+def test_fixed_far_wings_give_the_joint_fit():
+    # the Lorentzian wing beyond fit_half_width as a fixed term (iterated within each
+    # round) gives the fluxes and continuum of fitting the whole profile jointly
+    from skymodelling.spectral.lsf import line_wings
+
+    rng = np.random.default_rng(8)
+    centres = np.sort(rng.uniform(60, NPIX - 60, 60))
+    fluxes = rng.uniform(20, 3000, 60)
+    truth = _continuum() + _lines(centres, fluxes)
+    flux, ivar = _noisy(truth, rng)
+    flux = truth    # noiseless: no marginal noise peak found by one fit and not the other
+    fast = decompose_spectrum(LOGLAM, flux, ivar, arm="b", lsf=LSF,
+                              config=DecomposeConfig(fit_half_width=10))
+    joint = decompose_spectrum(LOGLAM, flux, ivar, arm="b", lsf=LSF,
+                               config=DecomposeConfig(fit_half_width=40))
+    assert fast.centre.size == joint.centre.size
+    kf = [int(np.argmin(np.abs(fast.centre - c))) for c in centres]
+    kj = [int(np.argmin(np.abs(joint.centre - c))) for c in centres]
+    # (a missing wing would be ~1 % of a line: tens of sigma for the bright ones)
+    assert np.max(np.abs(fast.flux[kf] - joint.flux[kj]) / joint.flux_err[kj]) < 0.2
+    ratio = fast.flux_err[kf] / joint.flux_err[kj]
+    # the wings carry a little information on the split of close blends
+    assert abs(np.median(ratio) - 1) < 0.01 and np.all(np.abs(ratio - 1) < 0.2)
+    assert np.abs(fast.CONT - joint.CONT).max() < 0.2 / np.sqrt(ivar).max()
+    assert np.median(np.abs(fast.CONT - joint.CONT)) < 0.01 / np.sqrt(ivar).max()
+    # the wing term is the part of the profile the fitted columns leave out
+    full = line_columns(centres, NPIX, DLAM, sigma=LSF[0], eta=LSF[1], gamma=LSF[2]) @ fluxes
+    core = line_columns(centres, NPIX, DLAM, sigma=LSF[0], eta=LSF[1], gamma=LSF[2],
+                        half_width=10) @ fluxes
+    wing = line_wings(centres, fluxes, NPIX, DLAM, sigma=LSF[0], eta=LSF[1], gamma=LSF[2],
+                      inner=10)
+    assert np.allclose(core + wing, full, rtol=1e-12, atol=1e-12)
+    assert np.abs(wing).max() > 0.001 * np.abs(full).max()
+
+
 def test_line_columns_take_one_width_per_line():
     centres = np.array([300.2, 900.7])
     both = line_columns(centres, NPIX, DLAM, sigma=np.array([0.8, 1.3]), eta=0.05, gamma=3.0,

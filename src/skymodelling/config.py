@@ -224,6 +224,11 @@ class DecomposeConfig:
         Most lines per spectrum (the faintest unnamed ones are dropped).
     half_width : int
         Pixels either side of a line where its profile is modelled.
+    fit_half_width : int
+        Pixels either side of a line's centre fitted jointly with the continuum and the
+        other lines; the profile beyond (to ``half_width``: the Lorentzian wing, ~1 % of a
+        line) is a fixed term from the previous solution (the final fit solves twice).
+        ``fit_half_width >= half_width`` fits the whole profile jointly (slower).
     shift_sigma : float
         Lines above this S/N get their centre refined from the data.
     match_pixels : float
@@ -261,6 +266,7 @@ class DecomposeConfig:
     iterations: int = 2
     max_lines: int = 600
     half_width: int = 40
+    fit_half_width: int = 12
     shift_sigma: float = 20.0
     match_pixels: float = 2.0
     min_separation: float = 1.5
@@ -282,7 +288,8 @@ class DecomposeConfig:
             if not (0 <= eta < 1 and gamma > 0):
                 raise SkyModellingError(f"{name} must be (eta in [0, 1), gamma > 0)")
             object.__setattr__(self, name, (eta, gamma))
-        for name in ("knot_spacing", "iterations", "max_lines", "half_width", "lsf_lines",
+        for name in ("knot_spacing", "iterations", "max_lines", "half_width", "fit_half_width",
+                     "lsf_lines",
                      "smooth_pixels", "template_knot_spacing"):
             object.__setattr__(self, name, int(getattr(self, name)))
         if self.knot_spacing < 4:
@@ -291,6 +298,8 @@ class DecomposeConfig:
             raise SkyModellingError("detect_sigma and shift_sigma must be positive")
         if self.iterations < 0 or self.max_lines < 1 or self.half_width < 5:
             raise SkyModellingError("iterations >= 0, max_lines >= 1, half_width >= 5 needed")
+        if self.fit_half_width < 5:
+            raise SkyModellingError("fit_half_width >= 5 needed")
         fixed = (self.lsf_sigma, self.lsf_eta, self.lsf_gamma)
         if any(v is not None for v in fixed):
             if any(v is None for v in fixed):

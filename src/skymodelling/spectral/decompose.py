@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from scipy.interpolate import BSpline
 from scipy.ndimage import median_filter
 
-from .lsf import line_columns, pixel_profile
+from .lsf import line_columns, line_wings, pixel_profile
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,7 @@ class _Normal:
         normal = (aw.T @ aw).tocoo()
         self.r, self.c, self.v = normal.row, normal.col, normal.data
         self.rhs = aw.T @ (sw * y)
+        self._aw, self._sw = aw, sw
         nnz = np.diff(a.indptr)
         first = np.zeros(a.shape[1], int)
         last = np.zeros(a.shape[1], int)
@@ -196,6 +197,11 @@ class _Normal:
         self.border = np.asarray(border, bool)
         self.ridge = ridge
         self.ncol = a.shape[1]
+        self._state = None
+
+    def set_data(self, y):
+        """New data ``y`` (same weights and design): only the right-hand side changes."""
+        self.rhs = self._aw.T @ (self._sw * y)
 
     def solve(self, sel=None, var=None, cov=None):
         """Coefficients of the columns ``sel`` (all when None) fitted alone.
@@ -207,6 +213,39 @@ class _Normal:
         n = sel.size
         var = np.zeros(0, int) if var is None else np.asarray(var, int)
         cov = np.zeros(0, int) if cov is None else np.asarray(cov, int)
+        # everything but the right-hand side depends on ``sel`` only: kept for the last
+        # ``sel`` (a new right-hand side, :meth:`set_data`, reuses the factorisation)
+        key = sel.tobytes()
+        st = self._state if self._state is not None and self._state["key"] == key else None
+        if st is None:
+            st = self._setup(sel)
+            st["key"] = key
+            self._state = st
+        scale, perm, inv, nloc = st["scale"], st["perm"], st["inv"], st["nloc"]
+        r, c, v, dead = st["r"], st["c"], st["v"], st["dead"]
+        b = (self.rhs[sel] * scale)[perm]
+        try:
+            if var.size or cov.size:
+                x, xvar, xcov = self._block_solve(r, c, v, b, dead, nloc,
+                                                  self.first[sel][perm], self.last[sel][perm],
+                                                  inv[var], inv[cov])
+            else:
+                if "band" not in st:
+                    st["band"] = self._band_factor(r, c, v, dead, nloc)
+                x = self._band_apply(st["band"], b, nloc)
+                xvar, xcov = np.zeros(0), np.zeros((0, 0))
+        except np.linalg.LinAlgError:
+            x, xvar, xcov = self._lu_solve(r, c, v, b, dead, inv[var], inv[cov])
+        coef = np.empty(n)
+        coef[perm] = x
+        coef *= scale
+        return (coef, xvar * scale[var] ** 2,
+                xcov * scale[cov][:, None] * scale[cov][None, :])
+
+    def _setup(self, sel):
+        """The sub-matrix of the columns ``sel``: scaled to unit diagonal, permuted (local
+        columns by first pixel, then the border)."""
+        n = sel.size
         where = np.full(self.ncol, -1)
         where[sel] = np.arange(n)
         r, c = where[self.r], where[self.c]
@@ -216,30 +255,15 @@ class _Normal:
         diag = np.bincount(r[on], v[on], minlength=n)
         scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 0.0)
         v = v * scale[r] * scale[c]
-        b = self.rhs[sel] * scale
         dead = diag <= 0
-        # order: local columns by first pixel, then the border
         border = self.border[sel]
         first = np.where(border, np.iinfo(int).max, self.first[sel])
         perm = np.lexsort((self.last[sel], first))
         nloc = int(np.sum(~border))
         inv = np.empty(n, int)
         inv[perm] = np.arange(n)
-        r, c = inv[r], inv[c]
-        try:
-            if var.size or cov.size:
-                x, xvar, xcov = self._block_solve(r, c, v, b[perm], dead[perm], nloc,
-                                                  self.first[sel][perm], self.last[sel][perm],
-                                                  inv[var], inv[cov])
-            else:
-                x, xvar, xcov = self._band_solve(r, c, v, b[perm], dead[perm], nloc)
-        except np.linalg.LinAlgError:
-            x, xvar, xcov = self._lu_solve(r, c, v, b[perm], dead[perm], inv[var], inv[cov])
-        coef = np.empty(n)
-        coef[perm] = x
-        coef *= scale
-        return (coef, xvar * scale[var] ** 2,
-                xcov * scale[cov][:, None] * scale[cov][None, :])
+        return {"scale": scale, "perm": perm, "inv": inv, "nloc": nloc, "r": inv[r],
+                "c": inv[c], "v": v, "dead": dead[perm]}
 
     def _lu_solve(self, r, c, v, b, dead, var, cov):
         from scipy.sparse.linalg import splu
@@ -259,11 +283,11 @@ class _Normal:
         return (x, z[var, np.arange(var.size)],
                 z[np.ix_(cov, var.size + np.arange(cov.size))])
 
-    def _band_solve(self, r, c, v, b, dead, nloc):
-        """Banded Cholesky of the local columns (LAPACK pbtrf), border by Schur complement."""
-        from scipy.linalg import cho_solve_banded, cholesky_banded
+    def _band_factor(self, r, c, v, dead, nloc):
+        """Banded Cholesky of the local columns (LAPACK pbtrf), the border's Schur complement."""
+        from scipy.linalg import cho_solve_banded, cholesky_banded, lu_factor
 
-        n = b.size
+        n = dead.size
         nb = n - nloc
         up = (r <= c) & (c < nloc)
         bw = int(np.max(c[up] - r[up])) if up.any() else 0
@@ -271,20 +295,31 @@ class _Normal:
         ab[bw + r[up] - c[up], c[up]] = v[up]
         ab[bw] += self.ridge + dead[:nloc]
         factor = cholesky_banded(ab, lower=False, check_finite=False)
-        rhs = np.zeros((nloc, 1 + nb))
-        rhs[:, 0] = b[:nloc]
-        bor = (r < nloc) & (c >= nloc)
-        rhs[r[bor], 1 + c[bor] - nloc] = v[bor]
-        z = cho_solve_banded((factor, False), rhs, check_finite=False)
         if not nb:
-            return z[:, 0], np.zeros(0), np.zeros((0, 0))
+            return factor, None, None, None
+        bmat = np.zeros((nloc, nb))
+        bor = (r < nloc) & (c >= nloc)
+        bmat[r[bor], c[bor] - nloc] = v[bor]
+        zb = cho_solve_banded((factor, False), bmat, check_finite=False)
         cb = (r >= nloc) & (c >= nloc)
         cmat = np.zeros((nb, nb))
         cmat[r[cb] - nloc, c[cb] - nloc] = v[cb]
         cmat[np.arange(nb), np.arange(nb)] += self.ridge + dead[nloc:]
-        schur = cmat - rhs[:, 1:].T @ z[:, 1:]
-        xb = np.linalg.solve(schur, b[nloc:] - rhs[:, 1:].T @ z[:, 0])
-        return np.concatenate([z[:, 0] - z[:, 1:] @ xb, xb]), np.zeros(0), np.zeros((0, 0))
+        schur = lu_factor(cmat - bmat.T @ zb, check_finite=False)
+        return factor, bmat, zb, schur
+
+    @staticmethod
+    def _band_apply(band, b, nloc):
+        from scipy.linalg import cho_solve_banded, lu_solve
+
+        factor, bmat, zb, schur = band
+        z0 = cho_solve_banded((factor, False), b[:nloc], check_finite=False)
+        if bmat is None:
+            return z0
+        xb = lu_solve(schur, b[nloc:] - bmat.T @ z0, check_finite=False)
+        if not np.all(np.isfinite(xb)):
+            raise np.linalg.LinAlgError("singular border")
+        return np.concatenate([z0 - zb @ xb, xb])
 
     def _block_solve(self, r, c, v, b, dead, nloc, first, last, var, cov):
         from scipy.linalg import cholesky, solve_triangular
@@ -718,12 +753,21 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         if lsf is None:
             lsf, flag = DEFAULT_LSF[arm], flag | LSF_DEFAULT
     sigma, eta, gamma = lsf[:3]
+    # lines are fitted within fit_half_width pixels; their profile beyond (the Lorentzian
+    # wing) is a fixed term computed from the previous fluxes ``prev``
+    inner = min(cfg.fit_half_width, cfg.half_width)
 
+    def wings(c, f):
+        return line_wings(c, f, npix, dlam, sigma=line_sigma(lsf, c, npix), eta=eta,
+                          gamma=gamma, inner=inner, half_width=cfg.half_width)
+
+    prev = np.zeros(centres.size)
     for it in range(cfg.iterations + 1):
         if centres.size > cfg.max_lines:
             keep = np.argsort(-np.where(names != "", np.inf, csnr))[:cfg.max_lines]
             keep.sort()
             centres, csnr, names, found = centres[keep], csnr[keep], names[keep], found[keep]
+            prev = prev[keep]
             flag |= MANYLINES
         # columns and normal matrix once per round, for every line and (bright lines)
         # their shift and width columns; each attempt solves a principal sub-system
@@ -732,10 +776,11 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         rank = np.cumsum(bright) - 1
         allcols = line_columns(centres, npix, dlam, sigma=line_sigma(lsf, centres, npix),
                                eta=eta, gamma=gamma,
-                               half_width=cfg.half_width, derivative=bright,
+                               half_width=inner, derivative=bright,
                                width_derivative=bright)
         design = sp.hstack([basis, allcols]).tocsc()
-        system = _Normal(design, y, w, _border(design.shape[1], ncont, nborder))
+        system = _Normal(design, y - wings(centres, prev), w,
+                         _border(design.shape[1], ncont, nborder))
         alive = np.arange(nl0)
         for attempt in range(6):   # drop lines that come out negative
             shift, width = _free_columns(centres[alive], csnr[alive], names[alive], cfg)
@@ -750,10 +795,16 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
             if not neg.any() or attempt == 5:
                 break
             alive = alive[~neg]
+        if inner < cfg.half_width:
+            # once more with the wings of this round's fluxes
+            system.set_data(y - wings(centres[alive], amp))
+            coef = system.solve(sel)[0]
+            amp = coef[ncont:ncont + alive.size]
         centres, csnr, names, found = centres[alive], csnr[alive], names[alive], found[alive]
+        prev = amp.copy()
         full = np.zeros(design.shape[1])
         full[sel] = coef
-        model = design @ full
+        model = design @ full + wings(centres, prev)
         # refine the centres of bright lines by their shift coefficient
         nsh = int(shift.sum())
         if nsh:
@@ -776,16 +827,28 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         csnr = np.append(csnr, nsnr)
         names = np.append(names, np.full(new.size, "", dtype=object))
         found = np.append(found, np.ones(new.size, bool))
+        prev = np.append(prev, np.zeros(new.size))
 
     # final solution with the refined centres; the shift and width columns of bright
-    # lines stay (they carry no flux: their profiles integrate to zero)
+    # lines stay (they carry no flux: their profiles integrate to zero). Solved twice when
+    # the wings are a fixed term: the second time with the wings of this fit's fluxes
+    # (lines found in the last round have none before)
     shift, width = _free_columns(centres, csnr, names, cfg)
-    coef, var, cov, cols = _final_fit(y, w, basis, nborder, dlam, centres, shift, lsf,
-                                      cfg.half_width, width=width, named=names != "")
     nl = centres.size
+    cols = line_columns(centres, npix, dlam, sigma=line_sigma(lsf, centres, npix), eta=eta,
+                        gamma=gamma, half_width=inner, derivative=shift,
+                        width_derivative=width)
+    design = sp.hstack([basis, cols]).tocsc()
+    outer = wings(centres, prev)
+    system = _Normal(design, y - outer, w, _border(design.shape[1], ncont, nborder))
+    if inner < cfg.half_width:
+        outer = wings(centres, system.solve()[0][ncont:ncont + nl])
+        system.set_data(y - outer)
+    coef, var, cov = system.solve(var=ncont + np.arange(nl),
+                                  cov=ncont + np.flatnonzero(names != ""))
     amp = coef[ncont:ncont + nl]
     cont = basis @ coef[:ncont]
-    lines = cols @ coef[ncont:]
+    lines = cols @ coef[ncont:] + outer
     model = cont + lines
     ncol = coef.size
     chi2 = float(np.sum((y - model) ** 2 * w))

@@ -180,8 +180,12 @@ def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
 def _result_row(meta: Table, r: int, keys, res, names) -> dict:
     """One row of the output table: the keys of ``meta`` row ``r`` and the fit ``res``."""
     row = {k: meta[k][r] for k in keys}
+    s1, s2 = (res.lsf[3], res.lsf[4]) if len(res.lsf) > 3 else (0.0, 0.0)
+    if not np.isfinite(res.lsf[0]):
+        s1 = s2 = np.nan
     row.update(RCHI2=res.rchi2, FLAG=res.flag, LSF_SIGMA=res.lsf[0], LSF_ETA=res.lsf[1],
-               LSF_GAMMA=res.lsf[2], NLINES=res.flux.size, NFOUND=int(res.found.sum()))
+               LSF_GAMMA=res.lsf[2], LSF_S1=s1, LSF_S2=s2, NLINES=res.flux.size,
+               NFOUND=int(res.found.sum()))
     for name in names:
         f, e = res.named_flux(COMBINED.get(name, (name,)))
         row[f"{name}_FLUX"], row[f"{name}_FLUX_ERR"] = f, e
