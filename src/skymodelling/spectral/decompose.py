@@ -721,6 +721,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     centres, csnr = _peaks(snr, resid, cfg.detect_sigma, empty)
     names = np.full(centres.size, "", dtype=object)
     found = np.ones(centres.size, bool)
+    home = {}    # catalogue positions of the named lines
     if named is not None and len(named):
         # catalogue (topocentric) wavelengths in the grid's heliocentric frame
         u_named = (np.log10(np.asarray(named["WAVE"], float) / (1.0 + velocity / C_KMS))
@@ -736,11 +737,22 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                 # when the line is isolated and bright
                 j = int(np.argmin(np.where(names == "", d, np.inf)))
                 names[j], centres[j] = nm, un
+                home[nm] = un
             else:
                 centres = np.append(centres, un)
                 csnr = np.append(csnr, 0.0)
                 names = np.append(names, nm)
                 found = np.append(found, False)
+                home[nm] = un
+
+    def at_home(centres, csnr, names):
+        """Named lines without a shift column (faint, or blended now, maybe because a
+        neighbour was found after their centre was refined) at their catalogue position."""
+        shift, _ = _free_columns(centres, csnr, names, cfg)
+        back = np.flatnonzero((names != "") & ~shift)
+        centres = centres.copy()
+        centres[back] = [home[n] for n in names[back]]
+        return centres
 
     # the line profile
     if lsf is None and cfg.lsf_sigma is not None:
@@ -771,6 +783,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
             flag |= MANYLINES
         # columns and normal matrix once per round, for every line and (bright lines)
         # their shift and width columns; each attempt solves a principal sub-system
+        centres = at_home(centres, csnr, names)
         bright = csnr > cfg.shift_sigma
         nl0, nbr = centres.size, int(bright.sum())
         rank = np.cumsum(bright) - 1
@@ -833,6 +846,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     # lines stay (they carry no flux: their profiles integrate to zero). Solved twice when
     # the wings are a fixed term: the second time with the wings of this fit's fluxes
     # (lines found in the last round have none before)
+    centres = at_home(centres, csnr, names)
     shift, width = _free_columns(centres, csnr, names, cfg)
     nl = centres.size
     cols = line_columns(centres, npix, dlam, sigma=line_sigma(lsf, centres, npix), eta=eta,
