@@ -19,8 +19,9 @@ spectrum:
   integral of the mean truth LINES over +-40 A times the named lines' share of the listed
   fluxes in that window), which was biased by the wings of lines inside and outside the window:
   by -0.5 % ([OI] 5577), -0.4 % ([OI] 6300), +1.2 to +1.7 % (Hg 5461) and -4.5 to -5.7 %
-  (Na D) on this tree. The table also gives our median statistical error (FLUX_ERR / truth),
-  to tell noise-limited lines from biased ones;
+  (Na D) on this tree. The table also gives our median statistical error (FLUX_ERR / truth)
+  and the mean and rms of error / FLUX_ERR over the spectra of a group (~0 and ~1 for an
+  unbiased line with right errors), to tell noise-limited lines from biased ones;
 * the baseline (the original approach): each listed line alone in its fixed window (+-SIDE_OUTER
   of data/sky_features.csv), constant + Gaussian fitted there, flux = Gaussian integral,
   continuum = the data with every window replaced by its constant;
@@ -240,8 +241,9 @@ def _report(rows, times, prof_times, fibres):
                      f"{100 * np.median([r['cont_base'] for r in rs]):.2f} % | "
                      f"{np.median([r['rchi2'] for r in rs]):.1f} |")
     lines += ["", "| line | condition | spectra | median abs error, ours | worst | "
-              "our stat. error (median) | baseline | worst |",
-              "|---|---|---|---|---|---|---|---|"]
+              "our stat. error (median) | mean error / stat. | rms error / stat. | baseline | "
+              "worst |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for name in LINES:
         for cond in ("dark", "moonlit"):
             v = np.array([r[name] for r in rows if name in r and r["group"][0] == cond])
@@ -250,6 +252,8 @@ def _report(rows, times, prof_times, fibres):
             lines.append(f"| {name} | {cond} | {len(v)} | {100 * np.median(np.abs(v[:, 0])):.2f} % "
                          f"| {100 * np.max(np.abs(v[:, 0])):.2f} % "
                          f"| {100 * np.median(v[:, 2]):.2f} % "
+                         f"| {np.mean(v[:, 0] / v[:, 2]):+.1f} "
+                         f"| {np.sqrt(np.mean((v[:, 0] / v[:, 2]) ** 2)):.1f} "
                          f"| {100 * np.median(np.abs(v[:, 1])):.2f} % "
                          f"| {100 * np.max(np.abs(v[:, 1])):.2f} % |")
     t = np.array(times) * 1e3

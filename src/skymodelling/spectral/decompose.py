@@ -3,11 +3,14 @@
 Model: a cubic B-spline continuum (knots every ``knot_spacing`` pixels) plus a sum of
 lines ``A_k P(u - u_k)`` with the instrument profile ``P`` of
 :mod:`skymodelling.spectral.lsf` (Gaussian core + Lorentzian wing, shared by all lines
-of the spectrum). The profile parameters come from a small nonlinear search on the
-brightest isolated lines (:func:`fit_lsf`); with them fixed, continuum coefficients
-and line fluxes are one weighted linear least-squares problem (sparse columns, normal
-equations solved by a banded Cholesky with the wide template columns as a border,
-:class:`_Normal`), lines that come out negative are dropped and the fit repeated.
+of the spectrum; the core width varies smoothly along the camera, :func:`line_sigma`).
+The profile parameters come from the widths of the brightest isolated lines
+(:func:`fit_lsf`); with them fixed, continuum coefficients and line fluxes are one
+weighted linear least-squares problem (sparse columns, normal equations solved by a
+banded Cholesky with the wide template columns as a border, :class:`_Normal`), lines
+that come out negative are dropped and the fit repeated. Lines are fitted within
+``fit_half_width`` pixels; their far wing is a fixed term from the fluxes of the
+previous solve (updated and solved again in every round).
 
 Line positions come from the data: peaks of the matched-filter signal-to-noise of
 the data minus a first continuum, then peaks of the residual of each fit
@@ -885,5 +888,5 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         lsf=tuple(float(v) for v in lsf), rchi2=rchi2, flag=flag)
 
 
-__all__ = ["decompose_spectrum", "fit_profile", "fit_lsf", "Decomposition", "NOFIT", "LSF_DEFAULT",
-           "HIGHCHI2", "MANYLINES", "DEFAULT_LSF"]
+__all__ = ["decompose_spectrum", "fit_profile", "fit_lsf", "line_sigma", "Decomposition", "NOFIT",
+           "LSF_DEFAULT", "HIGHCHI2", "MANYLINES", "DEFAULT_LSF"]
