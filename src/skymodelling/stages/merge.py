@@ -218,10 +218,11 @@ def run_merge(out, config: Config | None = None, *, platelist=None,
         log.warning("%s: no platelist; PLATEQUALITY unknown, no plate is cut as bad",
                     platelist_path)
         table = None
-    meta = open_dataset(out).meta
+    dataset = open_dataset(out)
+    meta = dataset.meta
     if "FILE" in meta.colnames:
-        files = open_dataset(out).files
-        meta["SKYFILE"] = np.array([str(files[i].relative_to(out)) for i in meta["FILE"]])
+        names = np.array([str(f.relative_to(out)) for f in dataset.files])
+        meta["SKYFILE"] = names[np.asarray(meta["FILE"], dtype=int)]
         meta.remove_column("FILE")
     cuts = select(meta, table, exclude)
     meta["PLATEQUALITY"] = cuts["quality"]
