@@ -223,7 +223,9 @@ class DaskExecutor(Executor):
             # mmap, zero-filled page by page. The stages allocate many such arrays and keep
             # nothing between tasks; measured, this cost +35-45 % CPU per task (400,000 minor
             # page faults where a process-pool worker had 5,000). Without it glibc adapts.
-            with dask.config.set({NANNY_TRIM: None}):
+            # No dashboard, so no use for the workers' statistical profiler either (it
+            # samples every thread's stack every 10 ms).
+            with dask.config.set({NANNY_TRIM: None, "distributed.worker.profile.enabled": False}):
                 self._cluster = LocalCluster(n_workers=n, threads_per_worker=1,
                                              processes=True, dashboard_address=None,
                                              silence_logs=40)
