@@ -231,6 +231,7 @@ def test_mean_decompositions_are_joined_row_by_row(serial_run, tmp_path):
     from skymodelling import open_dataset
 
     ref, _ = serial_run
+    assert len(open_dataset(ref).means.decomposition_files) == 2   # one per plate-MJD
     means = open_dataset(ref).means
     dec = means.decomposition
     assert len(dec) == len(means.meta)

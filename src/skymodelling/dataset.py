@@ -167,14 +167,15 @@ class MeanSpectra:
     def decomposition(self) -> Table:
         from astropy.table import join
 
-        tables, self.decomposition_files = [], []
+        tables, self._decomposition_files = [], []
         for path in sorted((self.out / "decompose").glob("*/decomp-[0-9]*.fits")):
             if _common.marker_info(path).get("size") != path.stat().st_size:
                 continue  # not known complete
             table = Table.read(path, hdu="DECOMPMETA", unit_parse_strict="silent",
                                mask_invalid=False)
-            table["DFILE"] = np.full(len(table), len(self.decomposition_files), dtype=np.int32)
-            self.decomposition_files.append(path)
+            table["DFILE"] = np.full(len(table), len(self._decomposition_files),
+                                     dtype=np.int32)
+            self._decomposition_files.append(path)
             tables.append(table)
         keys = self.meta[list(DECOMP_KEYS)].copy()
         keys["CAMERA"] = np.char.strip(np.asarray(keys["CAMERA"]).astype(str))
@@ -188,6 +189,12 @@ class MeanSpectra:
         joined.sort("_MEANROW")
         del joined["_MEANROW"]
         return joined
+
+    @property
+    def decomposition_files(self) -> list:
+        """The complete ``decomp-*.fits`` files that :attr:`decomposition` indexes."""
+        self.decomposition  # noqa: B018 - reads them
+        return self._decomposition_files
 
     def components(self, i: int) -> MeanComponents:
         """CONT, LINES and CONT_SMOOTH of row ``i`` of :attr:`meta` (after decompose)."""
@@ -257,14 +264,15 @@ class Dataset:
     def decomposition(self) -> Table:
         from astropy.table import join
 
-        tables, self.decomposition_files = [], []
+        tables, self._decomposition_files = [], []
         for path in sorted((self.out / "decompose").glob("*/decomp-[0-9]*.fits")):
             if _common.marker_info(path).get("size") != path.stat().st_size:
                 continue  # not known complete
             table = Table.read(path, hdu="DECOMPMETA", unit_parse_strict="silent",
                                mask_invalid=False)
-            table["DFILE"] = np.full(len(table), len(self.decomposition_files), dtype=np.int32)
-            self.decomposition_files.append(path)
+            table["DFILE"] = np.full(len(table), len(self._decomposition_files),
+                                     dtype=np.int32)
+            self._decomposition_files.append(path)
             tables.append(table)
         keys = self.meta[list(DECOMP_KEYS)].copy()
         keys["CAMERA"] = np.char.strip(np.asarray(keys["CAMERA"]).astype(str))
@@ -278,6 +286,12 @@ class Dataset:
         joined.sort("_MEANROW")
         del joined["_MEANROW"]
         return joined
+
+    @property
+    def decomposition_files(self) -> list:
+        """The complete ``decomp-*.fits`` files that :attr:`decomposition` indexes."""
+        self.decomposition  # noqa: B018 - reads them
+        return self._decomposition_files
 
     def components(self, i: int) -> MeanComponents:
         """CONT, LINES and CONT_SMOOTH of row ``i`` of :attr:`meta` (after decompose)."""
