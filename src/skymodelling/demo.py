@@ -135,17 +135,23 @@ def _show_mean(out: Path) -> None:
 
 def _show_decompose(out: Path) -> None:
     import numpy as np
-    from astropy.table import Table
 
-    from .stages.decompose import EXTNAME
+    from .dataset import open_dataset
 
     print(f"decompose: airglow lines and continuum of the mean spectra in {out / 'decompose'}")
-    for path in sorted((out / "decompose").glob("*/decomp-*.fits"))[:1]:
-        table = Table.read(path, hdu=EXTNAME)
-        print(f"  {path.name}: median reduced chi-square {np.nanmedian(table['RCHI2']):.2f}, "
-              f"{int(np.median(table['NLINES']))} lines per spectrum (median)")
-        for name in ("OI5577", "OI6300", "NAD"):
-            col = f"{name}_FLUX"
-            if col in table.colnames:
-                values = np.ma.filled(np.ma.asarray(table[col], dtype=float), np.nan)
-                print(f"  {col:<12} median {np.nanmedian(values):8.2f} 1e-17 erg/s/cm2")
+    dec = open_dataset(out).means.decomposition
+    if not len(dec) or "RCHI2" not in dec.colnames:
+        print("  no complete decomposition")
+        return
+    cam = np.char.strip(np.asarray(dec["CAMERA"]).astype(str))
+    for arm in ("b", "r"):
+        rows = np.char.startswith(cam, arm)
+        rchi2 = np.ma.filled(np.ma.asarray(dec["RCHI2"][rows], dtype=float), np.nan)
+        nlines = np.ma.filled(np.ma.asarray(dec["NLINES"][rows], dtype=float), np.nan)
+        print(f"  {arm} cameras: {int(rows.sum())} spectra, median reduced chi-square "
+              f"{np.nanmedian(rchi2):.2f}, {np.nanmedian(nlines):.0f} lines per spectrum")
+    for name in ("OI5577", "OI6300", "NAD"):
+        col = f"{name}_FLUX"
+        values = np.ma.filled(np.ma.asarray(dec[col], dtype=float), np.nan)
+        print(f"  {col:<12} median {np.nanmedian(values):8.2f} 1e-17 erg/s/cm2 (of the means)")
+    print("  read them with: open_dataset(...).means.decomposition, .means.components(i)")
