@@ -21,6 +21,7 @@ from skymodelling.stages.mean import (
     NOFIBER,
     arm_grid,
     clipped_mean,
+    mean_dispersion,
     mean_spectrum,
     output_path,
     run_mean,
@@ -190,6 +191,50 @@ def test_stage_output_and_dataset(noiseless_out):
         assert hdul[0].header["SMSTAGE"] == "mean" and hdul[0].header["ENRICHED"]
         assert "erg" in hdul["B1_FLUX"].header["BUNIT"]
         assert hdul["MEANMETA"].columns["OI5577_FLUX"].unit == "10**-17 erg s-1 cm-2"
+
+
+def test_mean_dispersion_is_the_plain_mean_of_the_used_fibres():
+    wave = _native_grid(nfib=6, npix=400)
+    disp = np.linspace(0.9, 1.2, 400)[None, :] * (1.0 + 0.05 * np.arange(6))[:, None]
+    loglam = loglam_grid(3800.0, 3900.0)
+    use = np.array([True, True, False, True, True, True])
+    got = mean_dispersion(wave, disp, loglam, use)
+    each = np.array([np.interp(loglam, np.log10(w), d) for w, d in zip(wave, disp, strict=True)])
+    np.testing.assert_allclose(got, each[use].mean(axis=0), rtol=2e-3)
+    assert not np.allclose(got, each.mean(axis=0), rtol=2e-3)   # the unused fibre is out
+    # beyond every fibre's range: 0
+    far = mean_dispersion(wave, disp, loglam_grid(4500.0, 4510.0))
+    assert np.all(far == 0)
+
+
+def test_stage_writes_the_mean_disp_of_the_fibres_used(noiseless_out):
+    from skymodelling.stages.extract import output_path as extract_output
+
+    means = skymodelling.open_dataset(noiseless_out).means
+    meta = means.meta
+    plate, mjd = int(meta["PLATE"][0]), int(meta["MJD"][0])
+    with fits.open(output_path(noiseless_out, plate, mjd)) as hdul, \
+            fits.open(extract_output(noiseless_out, plate, mjd)) as ext:
+        emeta = Table.read(ext["META"], unit_parse_strict="silent")
+        for i in np.flatnonzero(np.asarray(meta["CAMERA"]).astype(str) == "b1")[:2]:
+            row = meta[i]
+            disp = hdul["B1_DISP"].data[int(row["ROW"])]
+            assert hdul["B1_DISP"].header["BUNIT"] == "Angstrom"
+            assert disp.dtype.kind == "f" and disp.shape == hdul["B_WAVE"].data.shape
+            sel = ((np.asarray(emeta["CAMERA"]).astype(str) == "b1")
+                   & (np.asarray(emeta["IMG"]) == row["IMG"]))
+            rows = np.asarray(emeta["ROW"])[sel]
+            # the fibres that entered the mean (noiseless: all with unmasked pixels)
+            rows = rows[np.any(ext["B1_IVAR"].data[rows] > 0, axis=1)]
+            wave = hdul["B_WAVE"].data
+            each = np.array([np.interp(wave, w, d) for w, d in
+                             zip(ext["B1_WAVE"].data[rows], ext["B1_DISP"].data[rows],
+                                 strict=True)])
+            good = disp > 0
+            good[:3] = good[-3:] = False   # fibres not covering the ends are left out there
+            assert good.mean() > 0.95
+            assert row["NFIBERS"] == rows.size
+            np.testing.assert_allclose(disp[good], each.mean(axis=0)[good], rtol=2e-3)
 
 
 def test_noiseless_mean_matches_the_resampled_truth(noiseless_tree, noiseless_out):
