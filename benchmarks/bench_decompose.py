@@ -25,6 +25,9 @@ spectrum:
 * the baseline (the original approach): each listed line alone in its fixed window (+-SIDE_OUTER
   of data/sky_features.csv), constant + Gaussian fitted there, flux = Gaussian integral,
   continuum = the data with every window replaced by its constant;
+* the core width follows the mean spectrum's DISP (``<CAM>_DISP`` of the mean output, the
+  extraction's dispersion traceset), its scale fitted once per camera and file, as the stage
+  does (``disp_width``, default on);
 * speed: ``decompose_spectrum`` per mean spectrum with the profile fixed (the stage fits it once
   per camera and file), and the profile search itself, one process. Named lines are placed
   with the exposure's HELIO_RV, as the stage does;
@@ -55,7 +58,13 @@ from skymodelling.simulate.truth import read_exposures
 from skymodelling.spectral.decompose import decompose_spectrum, fit_profile
 from skymodelling.spectral.features import load_features
 from skymodelling.spectral.resample import loglam_edges, resample_flux
-from skymodelling.stages.decompose import mean_profiles, named_lines
+from skymodelling.stages.decompose import (
+    _fibre_disp,
+    _rescaled,
+    mean_profiles,
+    named_lines,
+    width_curves,
+)
 from skymodelling.stages.mean import arm_grid
 from skymodelling.stages.mean import output_path as mean_output
 
@@ -146,7 +155,7 @@ def _measure_fibres(raw, out):
     for k, path in enumerate(ds.files):
         meta = ds.meta[np.asarray(ds.meta["FILE"]) == k]
         plate, mjd = int(meta["PLATE"][0]), int(meta["MJD"][0])
-        profiles = mean_profiles(mean_output(out, plate, mjd), cfg)
+        profiles = mean_profiles(mean_output(out, plate, mjd), cfg, curves=True)
         cams = np.asarray(meta["CAMERA"]).astype(str)
         with fits.open(path) as hdul:
             for cam in sorted(set(cams)):
@@ -158,12 +167,20 @@ def _measure_fibres(raw, out):
                                            hdul[f"{cam.upper()}_IVAR"].data[rows].astype(float),
                                            loglam_edges(loglam))
                 nsel = named[np.asarray(named["CAMERA"]).astype(str) == cam[0]]
+                # each fibre's own DISP shapes its width, as the stage does
+                lsf, lsf_curve = profiles.get(cam, (None, None))
+                curves = width_curves(loglam, _fibre_disp(
+                    hdul[f"{cam.upper()}_WAVE"].data[rows].astype(float),
+                    hdul[f"{cam.upper()}_DISP"].data[rows].astype(float), loglam), cfg)
+                if lsf_curve is None:
+                    curves = [None] * len(rows)
                 for j, i in enumerate(sel):
                     t0 = time.perf_counter()
                     d = decompose_spectrum(loglam, flux[j], ivar[j], arm=cam[0],
                                            config=cfg.decompose, named=nsel,
-                                           lsf=profiles.get(cam),
-                                           velocity=float(meta["HELIO_RV"][i]))
+                                           lsf=_rescaled(lsf, curves[j], lsf_curve),
+                                           velocity=float(meta["HELIO_RV"][i]),
+                                           width_curve=curves[j])
                     ms = (time.perf_counter() - t0) * 1e3
                     if d.flag & 1:
                         continue
@@ -195,15 +212,23 @@ def _measure(raw, out):
         s = means.spectrum(i)
         loglam = np.log10(s.WAVE)
         sel = named[np.asarray(named["CAMERA"]).astype(str) == cam[0]]
+        # the mean DISP of the spectrum (mean output), as the stage uses it
+        with fits.open(mean_output(out, plate, int(row["MJD"]))) as hdul:
+            disp = (hdul[f"{cam.upper()}_DISP"].data[int(row["ROW"])][None].astype(float)
+                    if f"{cam.upper()}_DISP" in hdul else None)
+        curve = width_curves(loglam, disp, cfg)
+        curve = None if curve is None else curve[0]
         key = (plate, cam)
         if key not in lsf:
             t0 = time.perf_counter()
-            lsf[key] = fit_profile(loglam, s.FLUX, s.IVAR, arm=cam[0], config=cfg.decompose,
-                                   named=sel, velocity=float(row["HELIO_RV"]))[0]
+            lsf[key] = (fit_profile(loglam, s.FLUX, s.IVAR, arm=cam[0], config=cfg.decompose,
+                                    named=sel, velocity=float(row["HELIO_RV"]),
+                                    width_curve=curve)[0], curve)
             prof_times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         d = decompose_spectrum(loglam, s.FLUX, s.IVAR, arm=cam[0], config=cfg.decompose,
-                               named=sel, lsf=lsf[key], velocity=float(row["HELIO_RV"]))
+                               named=sel, lsf=_rescaled(lsf[key][0], curve, lsf[key][1]),
+                               velocity=float(row["HELIO_RV"]), width_curve=curve)
         times.append(time.perf_counter() - t0)
         tr = read_truth(raw, plate, expid, cam)
         edges = loglam_edges(loglam)

@@ -87,6 +87,39 @@ def test_a_width_varying_along_the_camera_is_fitted_and_used():
     assert abs(flat.flux[near].sum() / 900.0 - 1) > 0.05
 
 
+def test_a_supplied_width_curve_gives_the_width_where_there_are_no_bright_lines():
+    # bright isolated lines only in the middle third (as in a blue mean spectrum); the
+    # instrument's width (DISP) grows by 12 % towards the red end, where a blended pair
+    # sits: with the width curve the pair keeps its flux, without it the pair is faint
+    from skymodelling.spectral.decompose import disp_width, line_sigma
+
+    rng = np.random.default_rng(8)
+    u = np.arange(NPIX)
+    curve = 1.0 + 0.12 * np.clip((u - 1000.0) / 900.0, 0, None) ** 2
+    disp = 0.95 * curve * 10 ** LOGLAM * np.log(10) * 1e-4     # Angstrom
+    width = disp_width(LOGLAM, disp)
+    np.testing.assert_allclose(width, 0.95 * curve, rtol=1e-6)
+    lsf = (1.1 * np.mean(curve), 0.04, 3.5, 0.0, 0.0)
+    centres = np.linspace(700, 1300, 6) + rng.uniform(-0.5, 0.5, 6)
+    pair = np.array([1880.0, 1882.3])
+    allc = np.concatenate([centres, pair])
+    fluxes = np.concatenate([rng.uniform(2000, 4000, 6), [600.0, 300.0]])
+    sig = line_sigma(lsf, allc, NPIX, width)
+    np.testing.assert_allclose(sig, 1.1 * np.interp(allc, u, curve), rtol=1e-9)
+    cols = line_columns(allc, NPIX, DLAM, sigma=sig, eta=lsf[1], gamma=lsf[2], half_width=200)
+    flux, ivar = _noisy(_continuum() + cols @ fluxes, rng)
+    cfg = DecomposeConfig(wing_blue=(0.04, 3.5))
+    # the pair as named lines (a blend: kept at their positions, no width column, as Na D)
+    named = Table({"NAME": ["P1", "P2"], "WAVE": 10 ** (LOGLAM[0] + 1e-4 * pair)})
+    d = decompose_spectrum(LOGLAM, flux, ivar, arm="b", config=cfg, width_curve=width,
+                           named=named)
+    assert d.lsf[0] == pytest.approx(lsf[0], rel=0.01)     # the scale is fitted
+    got, err = d.named_flux(["P1", "P2"])
+    assert abs(got - 900.0) < 3 * err
+    plain = decompose_spectrum(LOGLAM, flux, ivar, arm="b", config=cfg, named=named)
+    assert plain.named_flux(["P1", "P2"])[0] / 900.0 - 1 < -0.03
+
+
 def test_fixed_far_wings_give_the_joint_fit():
     # the Lorentzian wing beyond fit_half_width as a fixed term (iterated within each
     # round) gives the fluxes and continuum of fitting the whole profile jointly
@@ -294,6 +327,37 @@ def test_stage_writes_the_documented_file_and_skips_when_complete(mean_out):
     assert again.n_skipped == again.n_tasks
 
 
+def test_decompose_uses_the_mean_disp_and_reads_mean_files_without_it(mean_out, tmp_path):
+    from skymodelling.stages._common import FailureLog
+    from skymodelling.stages.decompose import decompose_file
+    from skymodelling.stages.mean import output_path as mean_output
+
+    path = next((mean_out / "mean").glob("*/mean-*.fits"))
+    config = Config()
+    with fits.open(path) as hdul:
+        names = [h.name for h in hdul]
+        assert "B1_DISP" in names and "R1_DISP" in names
+        old = fits.HDUList([h.copy() for h in hdul if not h.name.endswith("_DISP")])
+        plate, mjd = hdul[0].header["PLATE"], hdul[0].header["MJD"]
+    target = mean_output(tmp_path, plate, mjd)
+    target.parent.mkdir(parents=True)
+    old.writeto(target)
+    new = decompose_file(path, config, FailureLog("decompose", plate, mjd))[0]
+    before = decompose_file(target, config, FailureLog("decompose", plate, mjd))[0]
+    flat = decompose_file(path, config.replace("decompose", disp_width=False),
+                          FailureLog("decompose", plate, mjd))[0]
+    assert len(new) == len(before) > 0
+    assert np.all(np.isfinite(before["OI5577_FLUX"][np.char.startswith(
+        np.asarray(before["CAMERA"]).astype(str), "b")]))
+    # without the DISP HDU, or with disp_width off, the old width model is used
+    np.testing.assert_allclose(before["LSF_SIGMA"], flat["LSF_SIGMA"])
+    np.testing.assert_allclose(before["NAD_FLUX"], flat["NAD_FLUX"], equal_nan=True)
+    # with it, the width follows DISP (scale only: no polynomial terms)
+    assert np.all(np.asarray(new["LSF_S1"]) == 0) and np.all(np.asarray(new["LSF_S2"]) == 0)
+    assert not np.allclose(np.asarray(new["OI6300_FLUX"], float),
+                           np.asarray(flat["OI6300_FLUX"], float), rtol=1e-6, equal_nan=True)
+
+
 def test_command_line(mean_out):
     assert main(["decompose", str(mean_out)]) == 0
     with pytest.raises(SystemExit):
@@ -302,7 +366,9 @@ def test_command_line(mean_out):
 
 def test_fibre_mode_decomposes_every_extract_row_and_skips_when_complete(mean_out):
     from skymodelling import open_dataset
-    from skymodelling.stages.decompose import FIBRE_EXTNAME, fibre_output_path
+    from skymodelling.spectral.decompose import LSF_DEFAULT, disp_width
+    from skymodelling.stages.decompose import FIBRE_EXTNAME, _fibre_disp, fibre_output_path
+    from skymodelling.stages.mean import arm_grid
 
     assert main(["decompose", str(mean_out), "--spectra", "fibres"]) == 0
     ds = open_dataset(mean_out)
@@ -324,8 +390,18 @@ def test_fibre_mode_decomposes_every_extract_row_and_skips_when_complete(mean_ou
         assert ok.mean() > 0.8
         b = ok & (np.char.strip(np.asarray(table["CAMERA"]).astype(str)) == "b1")
         assert b.any() and np.all(np.asarray(table["OI5577_FLUX"])[b] > 0)
-        # the profile comes from the means: one per camera, not the default
-        assert len(set(np.asarray(table["LSF_SIGMA"])[b])) == 1
+        # the profile comes from the means: one per camera, not the default; its width
+        # scaled to each fibre's own DISP (the same ratio of sigma to mean DISP for all)
+        assert not np.any(np.asarray(table["FLAG"])[b] & LSF_DEFAULT)
+        with fits.open(src) as ext:
+            rows = np.asarray(table["ROW"])[b]
+            loglam = arm_grid("b")
+            mean_disp = [np.mean(disp_width(loglam, d)) for d in _fibre_disp(
+                ext["B1_WAVE"].data[rows].astype(float),
+                ext["B1_DISP"].data[rows].astype(float), loglam)]
+        ratio = np.asarray(table["LSF_SIGMA"])[b] / np.array(mean_disp)
+        np.testing.assert_allclose(ratio, ratio[0], rtol=1e-6)
+        assert np.ptp(np.asarray(table["LSF_SIGMA"])[b]) > 0
     assert len(ds.decompositions) == len(ds.meta)
     again = run_decompose(mean_out, spectra="fibres")
     assert again.n_skipped == again.n_tasks

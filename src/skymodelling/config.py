@@ -259,6 +259,11 @@ class DecomposeConfig:
         Fraunhofer lines a smooth spline cannot follow.
     smooth_pixels : int
         Width of the running median giving CONT_SMOOTH.
+    disp_width : bool
+        When the mean output has the mean extraction dispersion (``<CAM>_DISP``), the core
+        width along the camera follows its shape and only its scale is fitted on the bright
+        isolated lines; False (or an older mean output): the width is a polynomial fitted
+        to those lines alone.
     """
 
     knot_spacing: int = 40
@@ -281,6 +286,7 @@ class DecomposeConfig:
     wing_red: tuple[float, float] = (0.05, 3.2)
     solar_template: bool = True
     template_knot_spacing: int = 200
+    disp_width: bool = True
 
     def __post_init__(self):
         for name in ("wing_blue", "wing_red"):

@@ -50,7 +50,7 @@ C_KMS = 299792.458
 DEFAULT_LSF = {"b": (0.70, 0.04, 2.2), "r": (0.80, 0.05, 3.2)}
 
 
-def line_sigma(lsf, centres, npix: int) -> np.ndarray:
+def line_sigma(lsf, centres, npix: int, width_curve=None) -> np.ndarray:
     """Core sigma (pixels) of lines at pixel coordinates ``centres`` of an ``npix`` grid.
 
     ``lsf`` is (sigma, eta, gamma) or (sigma, eta, gamma, s1, s2): the core width along
@@ -58,11 +58,52 @@ def line_sigma(lsf, centres, npix: int) -> np.ndarray:
     first to the last pixel of the grid (Legendre P1, P2: ``sigma`` is the mean width).
     The spectrograph's width varies along the CCD (aberrations: wider at both ends; the
     BOSS extraction's dispersion traceset is a Legendre series in the pixel coordinate too).
+
+    ``width_curve`` (npix,), optional: the instrument's width along the grid (the mean DISP
+    in pixels, :func:`disp_width`); the core width is then ``sigma w(u) / mean(w)`` times
+    the same polynomial (a low-order correction to the measured shape).
     """
     centres = np.asarray(centres, dtype=float)
     s1, s2 = (lsf[3], lsf[4]) if len(lsf) > 3 else (0.0, 0.0)
     t = 2.0 * centres / max(npix - 1, 1) - 1.0
-    return lsf[0] * (1.0 + s1 * t + s2 * (1.5 * t * t - 0.5))
+    poly = lsf[0] * (1.0 + s1 * t + s2 * (1.5 * t * t - 0.5))
+    if width_curve is None:
+        return poly
+    return poly * _relative_width(width_curve, centres)
+
+
+def _relative_width(width, centres) -> np.ndarray:
+    """``width`` at the (fractional) pixels ``centres``, relative to its mean."""
+    width = np.asarray(width, dtype=float)
+    return np.interp(centres, np.arange(width.size), width) / float(np.mean(width))
+
+
+def disp_width(loglam, disp) -> np.ndarray | None:
+    """The instrument's core width (sigma) in pixels of the log-lambda grid ``loglam``.
+
+    ``disp``: the line-spread sigma in Angstrom on the grid (the mean stage's
+    ``<CAM>_DISP``, the extraction's dispersion traceset; 0 where unknown). Gaps are
+    filled with the nearest known value. None when it is unknown everywhere.
+
+    Converted with the pixel width lambda ln(10) dloglam. The extraction and the
+    resampling widen a line beyond DISP: the native pixel integrates the profile (a box of
+    p grid pixels, p the native pixel width) and the resampling spreads each native pixel
+    evenly over its width (the same box again); the model integrates over the grid pixel
+    itself. Variance 2 p^2 / 12 added to DISP^2 = (sigma_native p)^2 is a fraction
+    1 / (6 sigma_native^2) (15 % for sigma_native = 1.05 native pixels; a line fitted on the
+    grid is 7.3 % wider than DISP, checked by resampling pixelised Gaussians), constant
+    along the camera to the extent sigma_native is (+-5 % in sigma_native changes it by
+    +-0.5 %): a scale, which the fitted ``sigma`` absorbs, so it is not applied here.
+    """
+    loglam = np.asarray(loglam, dtype=float)
+    disp = np.asarray(disp, dtype=float)
+    ok = np.isfinite(disp) & (disp > 0)
+    if ok.sum() < 2:
+        return None
+    step = float(np.median(np.diff(loglam)))
+    pix = disp / (10.0 ** loglam * np.log(10.0) * step)
+    idx = np.arange(loglam.size)
+    return np.interp(idx, idx[ok], pix[ok])
 
 
 @dataclass
@@ -437,10 +478,11 @@ class _Normal:
 
 
 def _final_fit(y, w, basis, nborder, dlam, centres, shift, lsf, half_width, *, width=True,
-               want_cov=True, named=None):
+               want_cov=True, named=None, width_curve=None):
     """Fit with fixed line positions: coefficients and the lines' flux variances and the
     covariance of the lines ``named`` (bool), or (coefficients, chi-square)."""
-    cols = line_columns(centres, y.size, dlam, sigma=line_sigma(lsf, centres, y.size),
+    cols = line_columns(centres, y.size, dlam,
+                        sigma=line_sigma(lsf, centres, y.size, width_curve),
                         eta=lsf[1], gamma=lsf[2], half_width=half_width, derivative=shift,
                         width_derivative=width)
     design = sp.hstack([basis, cols]).tocsc()
@@ -463,7 +505,8 @@ def _border(ncol, ncont, nborder):
 
 
 def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None, velocity=0.0,
-                etas=(0.0, 0.02, 0.04, 0.06, 0.09), gammas=(1.5, 2.2, 3.2, 5.0)) -> tuple:
+                etas=(0.0, 0.02, 0.04, 0.06, 0.09), gammas=(1.5, 2.2, 3.2, 5.0),
+                width_curve=None) -> tuple:
     """The line profile (sigma, eta, gamma) of a spectrum, in pixels.
 
     The core width comes from the brightest isolated lines (:func:`fit_lsf`); the
@@ -473,12 +516,14 @@ def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None, veloci
     core width again with the chosen wing. With ``fit_wing`` false (the default) the
     wing is the configured one and only the core width is fitted. Meant to run once
     per camera on a bright spectrum and be passed as ``lsf`` to :func:`decompose_spectrum` for all.
+    ``width_curve``: the instrument's width along the grid (:func:`disp_width`), whose shape
+    the core width then follows (only its scale is fitted, :func:`fit_lsf`).
     """
     from ..config import DecomposeConfig
 
     cfg = config or DecomposeConfig()
     first = decompose_spectrum(loglam, flux, ivar, arm=arm, config=cfg, named=named,
-                               velocity=velocity)
+                               velocity=velocity, width_curve=width_curve)
     if first.flag & (NOFIT | LSF_DEFAULT):
         return first.lsf, first.flag & (NOFIT | LSF_DEFAULT)
     y, w, dlam, (basis, nborder) = _prepare(loglam, flux, ivar, cfg, velocity)
@@ -491,13 +536,14 @@ def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None, veloci
     for eta in etas:
         for gamma in gammas:
             _, chi2 = _final_fit(y, w, basis, nborder, dlam, first.centre, shift,
-                                 (sigma, eta, gamma), cfg.half_width, want_cov=False)
+                                 (sigma, eta, gamma), cfg.half_width, want_cov=False,
+                                 width_curve=width_curve)
             if chi2 < best[0]:
                 best = (chi2, (sigma, eta, gamma))
     _, eta, gamma = best[1][:3]
     good = w > 0
     again = fit_lsf(y, w, dlam, first.centre, snr, start=(sigma,), n_lines=cfg.lsf_lines,
-                    fixed_wing=(eta, gamma))
+                    fixed_wing=(eta, gamma), width_curve=width_curve)
     return (again or (sigma, eta, gamma)), (0 if good.any() else NOFIT)
 
 
@@ -516,7 +562,7 @@ def _prepare(loglam, flux, ivar, cfg, velocity=0.0):
 
 
 def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
-            fixed_wing=None, vary=True):
+            fixed_wing=None, vary=True, width_curve=None, curve_degree=0, details=None):
     """Profile (sigma, eta, gamma[, s1, s2]) from bright isolated lines, or None.
 
     Each line's window (``window`` pixels either side) is fitted with a straight
@@ -530,6 +576,11 @@ def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
     an unresolved neighbour look wide). Otherwise one width (and, without
     ``fixed_wing``, the wing) is fitted to all windows together (Nelder-Mead on the
     summed chi-square).
+
+    With ``width_curve`` (the instrument's width along the grid, :func:`disp_width`) the
+    widths are fitted by that curve's shape times a polynomial of degree at most
+    ``curve_degree`` (0: only the scale). ``details`` (a dict) receives the lines'
+    positions (``where``), widths, errors and which were kept (``used``).
     """
     from scipy.optimize import minimize, minimize_scalar
 
@@ -599,7 +650,11 @@ def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
         parts = np.bincount(np.searchsorted(cuts, where), minlength=3)
         degree = min(int(np.sum(parts >= 2)) - 1, 2, widths.size - 2)
         t = 2.0 * where / max(npix - 1, 1) - 1.0
+        if width_curve is not None:
+            degree = min(degree, curve_degree)
         basis = np.column_stack([np.ones_like(t), t, 1.5 * t * t - 0.5])[:, :max(degree, 0) + 1]
+        if width_curve is not None:
+            basis = basis * _relative_width(width_curve, where)[:, None]
         use = np.ones(widths.size, bool)
         for _ in range(5):
             coef, *_ = np.linalg.lstsq(basis[use] * wt[use, None], widths[use] * wt[use],
@@ -610,6 +665,8 @@ def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
             if new.sum() < basis.shape[1] + 1 or np.array_equal(new, use):
                 break
             use = new
+        if details is not None:
+            details.update(where=where, widths=widths, errs=np.array(errs), used=use)
         coef = np.concatenate([coef, np.zeros(3 - coef.size)])
         s1, s2 = (float(np.clip(v / coef[0], -0.2, 0.2)) for v in coef[1:])
         return (float(coef[0]), eta, gamma, s1, s2)
@@ -651,7 +708,7 @@ def _free_columns(centres, csnr, names, cfg):
 
 
 def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
-                       lsf=None, velocity: float = 0.0) -> Decomposition:
+                       lsf=None, velocity: float = 0.0, width_curve=None) -> Decomposition:
     """Continuum and emission lines of one spectrum (pure: arrays in, arrays out).
 
     Parameters
@@ -670,6 +727,10 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     velocity : float
         Heliocentric correction (km/s, BOSS ``HELIO_RV``) of a heliocentric grid: the
         named lines (topocentric rest wavelengths) are placed at WAVE / (1 + v / c).
+    width_curve : array_like (npix,), optional
+        The instrument's core width along the grid (pixels, :func:`disp_width` of the mean
+        DISP): the line widths follow its shape, ``lsf[0]`` being their mean
+        (:func:`line_sigma`); when the profile is fitted, only its scale is.
 
     Returns
     -------
@@ -764,7 +825,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         wing = cfg.wing_blue if arm == "b" else cfg.wing_red
         start = (sigma0, *wing)
         lsf = fit_lsf(y, w, dlam, centres, csnr, start=start, n_lines=cfg.lsf_lines,
-                      fixed_wing=None if cfg.fit_wing else wing)
+                      fixed_wing=None if cfg.fit_wing else wing, width_curve=width_curve)
         if lsf is None:
             lsf, flag = DEFAULT_LSF[arm], flag | LSF_DEFAULT
     sigma, eta, gamma = lsf[:3]
@@ -773,7 +834,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     inner = min(cfg.fit_half_width, cfg.half_width)
 
     def wings(c, f):
-        return line_wings(c, f, npix, dlam, sigma=line_sigma(lsf, c, npix), eta=eta,
+        return line_wings(c, f, npix, dlam, sigma=line_sigma(lsf, c, npix, width_curve), eta=eta,
                           gamma=gamma, inner=inner, half_width=cfg.half_width)
 
     prev = np.zeros(centres.size)
@@ -790,7 +851,8 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         bright = csnr > cfg.shift_sigma
         nl0, nbr = centres.size, int(bright.sum())
         rank = np.cumsum(bright) - 1
-        allcols = line_columns(centres, npix, dlam, sigma=line_sigma(lsf, centres, npix),
+        allcols = line_columns(centres, npix, dlam,
+                               sigma=line_sigma(lsf, centres, npix, width_curve),
                                eta=eta, gamma=gamma,
                                half_width=inner, derivative=bright,
                                width_derivative=bright)
@@ -852,7 +914,8 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     centres = at_home(centres, csnr, names)
     shift, width = _free_columns(centres, csnr, names, cfg)
     nl = centres.size
-    cols = line_columns(centres, npix, dlam, sigma=line_sigma(lsf, centres, npix), eta=eta,
+    cols = line_columns(centres, npix, dlam,
+                        sigma=line_sigma(lsf, centres, npix, width_curve), eta=eta,
                         gamma=gamma, half_width=inner, derivative=shift,
                         width_derivative=width)
     design = sp.hstack([basis, cols]).tocsc()
@@ -888,5 +951,6 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         lsf=tuple(float(v) for v in lsf), rchi2=rchi2, flag=flag)
 
 
-__all__ = ["decompose_spectrum", "fit_profile", "fit_lsf", "line_sigma", "Decomposition", "NOFIT",
+__all__ = ["decompose_spectrum", "fit_profile", "fit_lsf", "line_sigma", "disp_width",
+           "Decomposition", "NOFIT",
            "LSF_DEFAULT", "HIGHCHI2", "MANYLINES", "DEFAULT_LSF"]

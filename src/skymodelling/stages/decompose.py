@@ -32,6 +32,7 @@ from ..spectral.decompose import (
     LSF_DEFAULT,
     NOFIT,
     decompose_spectrum,
+    disp_width,
     fit_profile,
 )
 from ..spectral.features import load_features
@@ -83,8 +84,27 @@ def output_names(named: Table) -> list[str]:
     return single + [k for k, parts in COMBINED.items() if set(parts) <= set(single)]
 
 
+def width_curves(loglam, disp, config: Config):
+    """The instrument's core width in grid pixels of each row of ``disp`` (Angstrom, the
+    mean stage's ``<CAM>_DISP``), or None when not available or not wanted (``disp_width``)."""
+    if disp is None or not config.decompose.disp_width:
+        return None
+    curves = [disp_width(loglam, d) for d in disp]
+    return None if any(c is None for c in curves) else curves
+
+
+def _rescaled(lsf, curve, reference):
+    """``lsf`` (its sigma the mean width of a spectrum with width curve ``reference``) for a
+    spectrum with width curve ``curve``: the same shape correction, sigma scaled by the ratio
+    of the curves' means (exposures and fibres differ in DISP)."""
+    if lsf is None or curve is None or reference is None:
+        return lsf
+    return (lsf[0] * float(np.mean(curve)) / float(np.mean(reference)), *lsf[1:])
+
+
 def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
-                    velocity=None, *, tries: int = 1, default: bool = False, lsf=None):
+                    velocity=None, *, tries: int = 1, default: bool = False, lsf=None,
+                    curves=None, lsf_curve=None):
     """Decompose the rows of one camera (2-D arrays); the profile is fitted on the best row.
 
     ``velocity``: the heliocentric correction (km/s) of each row (MEANMETA ``HELIO_RV``),
@@ -92,8 +112,13 @@ def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
     on the row of highest median S/N, or when that fails on the next, up to ``tries`` rows;
     when none succeeds, each row gets its own profile fit, or with ``default`` the default
     profile (FLAG LSF_DEFAULT). A given ``lsf`` (sigma, eta, gamma) is used as it is.
+    ``curves``: each row's instrument width along the grid (:func:`width_curves`): the
+    widths follow its shape, the profile's sigma scaled by the ratio of the row's mean width
+    to that of the row the profile was fitted on (``lsf_curve`` for a given ``lsf``).
     """
     cfg = config.decompose
+    if curves is None:
+        curves = [None] * len(flux)
     sel = named[np.asarray(named["CAMERA"]).astype(str) == arm]
     vel = np.zeros(len(flux)) if velocity is None else np.asarray(velocity, dtype=float)
     vel = np.where(np.isfinite(vel), vel, 0.0)
@@ -102,16 +127,23 @@ def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
     if lsf is None and cfg.lsf_sigma is None:
         for best in np.argsort(-snr, kind="stable")[:tries]:
             lsf, bad = fit_profile(loglam, flux[best], ivar[best], arm=arm, config=cfg,
-                                   named=sel, velocity=float(vel[best]))
+                                   named=sel, velocity=float(vel[best]),
+                                   width_curve=curves[best])
             if not bad and np.all(np.isfinite(lsf)):
+                lsf_curve = curves[best]
                 break
             lsf = None
     flag = 0
     if lsf is None and default and cfg.lsf_sigma is None:
-        lsf, flag = DEFAULT_LSF[arm], LSF_DEFAULT
-    results = [decompose_spectrum(loglam, f, iv, arm=arm, config=cfg, named=sel, lsf=lsf,
-                                  velocity=float(v))
-               for f, iv, v in zip(flux, ivar, vel, strict=True)]
+        lsf, flag, lsf_curve = DEFAULT_LSF[arm], LSF_DEFAULT, None
+    # the width curves apply to a profile fitted with one (or fitted row by row), not to
+    # the default, a configured or a given profile fitted without
+    if not ((lsf is None and cfg.lsf_sigma is None) or lsf_curve is not None):
+        curves = [None] * len(flux)
+    results = [decompose_spectrum(loglam, f, iv, arm=arm, config=cfg, named=sel,
+                                  lsf=_rescaled(lsf, c, lsf_curve), velocity=float(v),
+                                  width_curve=c)
+               for f, iv, v, c in zip(flux, ivar, vel, curves, strict=True)]
     for res in results:
         if not res.flag & NOFIT:
             res.flag |= flag
@@ -141,14 +173,17 @@ def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
                 ivar = np.asarray(hdul[f"{cam.upper()}_IVAR"].data, dtype=float)
             except KeyError as exc:
                 raise BossFileError(path, f"no {exc.args[0]} HDU for camera {cam}") from exc
+            disp = (np.asarray(hdul[f"{cam.upper()}_DISP"].data, dtype=float)
+                    if f"{cam.upper()}_DISP" in hdul else None)   # older mean outputs: none
             loglam = np.log10(wave)
             grids[cam[0]] = wave
             sel = np.flatnonzero(cams == cam)
             mrows = np.asarray(meta["ROW"])[sel]
             velocity = (np.asarray(meta["HELIO_RV"], dtype=float)[sel]
                         if "HELIO_RV" in meta.colnames else None)
-            results = decompose_block(loglam, flux[mrows], ivar[mrows], cam[0], config, named,
-                                      velocity)
+            results = decompose_block(
+                loglam, flux[mrows], ivar[mrows], cam[0], config, named, velocity,
+                curves=width_curves(loglam, None if disp is None else disp[mrows], config))
             images[cam] = {k: np.array([getattr(r, k) for r in results])
                            for k in ("CONT", "LINES", "CONT_SMOOTH")}
             for r, res in zip(sel, results, strict=True):
@@ -192,9 +227,10 @@ def _result_row(meta: Table, r: int, keys, res, names) -> dict:
     return row
 
 
-def mean_profiles(path: Path, config: Config) -> dict:
+def mean_profiles(path: Path, config: Config, *, curves: bool = False) -> dict:
     """Profile per camera fitted on the mean output ``path``'s spectrum of highest median S/N
-    (as the mean mode does); cameras whose fit fails are left out."""
+    (as the mean mode does); cameras whose fit fails are left out. With ``curves``, each
+    value is (profile, width curve of that spectrum or None) (:func:`width_curves`)."""
     named = named_lines(config.lines.line_list)
     out = {}
     with open_fits(path) as hdul:
@@ -211,12 +247,17 @@ def mean_profiles(path: Path, config: Config) -> dict:
             best = int(np.argmax(snr))
             vel = float(meta["HELIO_RV"][sel[best]]) if "HELIO_RV" in meta.colnames else 0.0
             loglam = np.log10(np.asarray(hdul[f"{cam[0].upper()}_WAVE"].data, dtype=float))
+            disp = (np.asarray(hdul[f"{cam.upper()}_DISP"].data, dtype=float)[rows[best]][None]
+                    if f"{cam.upper()}_DISP" in hdul else None)
+            curve = width_curves(loglam, disp, config)
+            curve = curve[0] if curve is not None else None
             lsf, bad = fit_profile(loglam, flux[best], ivar[best], arm=cam[0],
                                    config=config.decompose,
                                    named=named[np.asarray(named["CAMERA"]).astype(str) == cam[0]],
-                                   velocity=vel)
+                                   velocity=vel, width_curve=curve)
             if not bad and np.all(np.isfinite(lsf)):
-                out[cam] = tuple(float(v) for v in lsf)
+                lsf = tuple(float(v) for v in lsf)
+                out[cam] = (lsf, curve) if curves else lsf
     return out
 
 
@@ -234,7 +275,7 @@ def decompose_fibres_file(path: Path, config: Config, mean_path: Path | None = N
     """
     from .mean import arm_grid
 
-    profiles = mean_profiles(mean_path, config) if mean_path is not None else {}
+    profiles = mean_profiles(mean_path, config, curves=True) if mean_path is not None else {}
 
     named = named_lines(config.lines.line_list)
     names = output_names(named)
@@ -259,9 +300,15 @@ def decompose_fibres_file(path: Path, config: Config, mean_path: Path | None = N
             f, iv = resample_flux(wave[erows], flux[erows], ivar[erows], loglam_edges(loglam))
             velocity = (np.asarray(meta["HELIO_RV"], dtype=float)[sel]
                         if "HELIO_RV" in meta.colnames else None)
+            # each fibre's own DISP on the grid, when the profile was fitted with the mean's
+            lsf, lsf_curve = profiles.get(cam, (None, None))
+            curves = None
+            if f"{cam.upper()}_DISP" in hdul and (lsf is None or lsf_curve is not None):
+                curves = width_curves(loglam, _fibre_disp(wave[erows], np.asarray(
+                    hdul[f"{cam.upper()}_DISP"].data, dtype=float)[erows], loglam), config)
             results = decompose_block(loglam, f, iv, cam[0], config, named, velocity,
-                                      tries=FIBRE_PROFILE_TRIES, default=True,
-                                      lsf=profiles.get(cam))
+                                      tries=FIBRE_PROFILE_TRIES, default=True, lsf=lsf,
+                                      curves=curves, lsf_curve=lsf_curve)
             image = {k: np.zeros((wave.shape[0], loglam.size), np.float32)
                      for k in ("CONT", "LINES")}
             for r, er, res in zip(sel, erows, results, strict=True):
@@ -270,6 +317,15 @@ def decompose_fibres_file(path: Path, config: Config, mean_path: Path | None = N
             images[cam] = image
     table = Table(rows=rows, names=list(rows[0])) if rows else Table()
     return table, images, {arm: 10.0 ** g for arm, g in grids.items()}
+
+
+def _fibre_disp(wave, disp, loglam):
+    """Each fibre's DISP on ``loglam`` (as :func:`skymodelling.stages.mean.mean_dispersion`
+    takes it for the mean; 0 beyond the fibre's range)."""
+    from .mean import mean_dispersion
+
+    return np.array([mean_dispersion(w[None], d[None], loglam)
+                     for w, d in zip(wave, disp, strict=True)])
 
 
 def _hdus(table, lines, images, grids, primary, extname=EXTNAME) -> list:
