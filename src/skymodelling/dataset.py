@@ -255,57 +255,9 @@ class Dataset:
         if not metas:
             raise SkyModellingError(f"{self.out}: no extracted plate (run skymodelling extract)")
         self.meta = vstack(metas, join_type="outer", metadata_conflicts="silent")
-        self.out = Path(out)
 
     def __len__(self) -> int:
         return len(self.meta)
-
-    @functools.cached_property
-    def decomposition(self) -> Table:
-        from astropy.table import join
-
-        tables, self._decomposition_files = [], []
-        for path in sorted((self.out / "decompose").glob("*/decomp-[0-9]*.fits")):
-            if _common.marker_info(path).get("size") != path.stat().st_size:
-                continue  # not known complete
-            table = Table.read(path, hdu="DECOMPMETA", unit_parse_strict="silent",
-                               mask_invalid=False)
-            table["DFILE"] = np.full(len(table), len(self._decomposition_files),
-                                     dtype=np.int32)
-            self._decomposition_files.append(path)
-            tables.append(table)
-        keys = self.meta[list(DECOMP_KEYS)].copy()
-        keys["CAMERA"] = np.char.strip(np.asarray(keys["CAMERA"]).astype(str))
-        keys["_MEANROW"] = np.arange(len(keys))
-        if not tables:
-            return keys[:0]
-        dec = vstack(tables, join_type="outer", metadata_conflicts="silent")
-        dec["CAMERA"] = np.char.strip(np.asarray(dec["CAMERA"]).astype(str))
-        joined = join(keys, dec, keys=list(DECOMP_KEYS), join_type="left",
-                      metadata_conflicts="silent")
-        joined.sort("_MEANROW")
-        del joined["_MEANROW"]
-        return joined
-
-    @property
-    def decomposition_files(self) -> list:
-        """The complete ``decomp-*.fits`` files that :attr:`decomposition` indexes."""
-        self.decomposition  # noqa: B018 - reads them
-        return self._decomposition_files
-
-    def components(self, i: int) -> MeanComponents:
-        """CONT, LINES and CONT_SMOOTH of row ``i`` of :attr:`meta` (after decompose)."""
-        row = self.decomposition[int(i)]
-        if np.ma.is_masked(row["DFILE"]):
-            raise SkyModellingError(f"mean spectrum {i} ({row['PLATE']}-{row['MJD']} "
-                                    f"exposure {row['IMG']} {row['CAMERA']}) has no complete "
-                                    "decomposition (run skymodelling decompose)")
-        cam = str(row["CAMERA"]).upper()
-        with fits.open(self.decomposition_files[int(row["DFILE"])], memmap=True) as hdul:
-            arrays = {name: np.array(hdul[f"{cam}_{name}"].section[int(row["ROW"])])
-                      for name in ("CONT", "LINES", "CONT_SMOOTH")}
-            arrays["WAVE"] = np.array(hdul[f"{cam[0]}_WAVE"].data)
-        return MeanComponents(**arrays)
 
     @functools.cached_property
     def means(self) -> MeanSpectra:
@@ -320,18 +272,25 @@ class Dataset:
         ``decomp-fibres-*.fits``, with ``DFILE`` (index into :attr:`decomposition_files`);
         join to :attr:`meta` on PLATE, MJD, IMG, CAMERA, FIB. Empty when none.
         """
-        tables, self.decomposition_files = [], []
+        tables, self._decomposition_files = [], []
         for path in sorted((self.out / "decompose").glob("*/decomp-fibres-*.fits")):
             if _common.marker_info(path).get("size") != path.stat().st_size:
                 continue  # not known complete
             table = Table.read(path, hdu="DECOMPFIBRES", unit_parse_strict="silent",
                                mask_invalid=False)
-            table["DFILE"] = np.full(len(table), len(self.decomposition_files), dtype=np.int32)
-            self.decomposition_files.append(path)
+            table["DFILE"] = np.full(len(table), len(self._decomposition_files),
+                                     dtype=np.int32)
+            self._decomposition_files.append(path)
             tables.append(table)
         if not tables:
             return Table()
         return vstack(tables, join_type="outer", metadata_conflicts="silent")
+
+    @property
+    def decomposition_files(self) -> list:
+        """The complete ``decomp-fibres-*.fits`` files that :attr:`decompositions` indexes."""
+        self.decompositions  # noqa: B018 - reads them
+        return self._decomposition_files
 
     def __repr__(self) -> str:
         return (f"<Dataset {self.out}: {len(self)} sky spectra from {len(self.files)} "
