@@ -60,6 +60,28 @@ def test_local_dask_workers_keep_glibc_adaptive_and_are_warm(monkeypatch):
     assert loaded and all(loaded.values())
 
 
+def test_dask_executor_joins_a_running_cluster_and_warns_of_slow_workers(tmp_path, monkeypatch,
+                                                                        caplog):
+    import json
+    import logging
+
+    distributed = pytest.importorskip("distributed")
+    # the workers of a cluster started with Dask's defaults get this; restored afterwards
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
+                                  silence_logs=40) as cluster:
+        scheduler_file = tmp_path / "scheduler.json"
+        scheduler_file.write_text(json.dumps({"address": cluster.scheduler_address}))
+        for where in (cluster.scheduler_address, str(scheduler_file)):
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="skymodelling"):
+                with DaskExecutor(scheduler=where) as ex:
+                    assert sorted(ex.map_unordered(_square, range(5))) == [0, 1, 4, 9, 16]
+                    assert ex.workers == 1
+            assert "MALLOC_TRIM_THRESHOLD_=65536" in caplog.text, where
+        assert cluster.status.name == "running"   # the executor leaves it to its owner
+
+
 def test_make_executor_choices():
     assert isinstance(make_executor("process", workers=1), SerialExecutor)
     with make_executor("process", workers=2) as ex:
