@@ -8,7 +8,8 @@ The profile parameters come from the widths of the brightest isolated lines
 (:func:`fit_lsf`); with them fixed, continuum coefficients and line fluxes are one
 weighted linear least-squares problem (sparse columns, normal equations solved by a
 banded Cholesky with the wide template columns as a border, :class:`_Normal`), lines
-that come out negative are dropped and the fit repeated. Lines are fitted within
+that come out negative are dropped and the fit repeated (those dropped in the first round,
+which lacks the lines found later, are tried again in the second). Lines are fitted within
 ``fit_half_width`` pixels; their far wing is a fixed term from the fluxes of the
 previous solve (updated and solved again in every round).
 
@@ -873,6 +874,12 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
             if not neg.any() or attempt == 5:
                 break
             alive = alive[~neg]
+        # lines dropped in the first round are tried again in the second: a negative
+        # amplitude in a model that still lacks the lines found in its residual is no
+        # evidence against a detected line (a bright line without its neighbours is fitted
+        # wider and takes a faint line next to it, whose flux then goes to the continuum)
+        gone = np.setdiff1d(np.arange(nl0), alive) if it == 0 else np.zeros(0, int)
+        retry, retry_snr = centres[gone], csnr[gone]
         if inner < cfg.half_width:
             # once more with the wings of this round's fluxes
             system.set_data(y - wings(centres[alive], amp))
@@ -894,6 +901,10 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         resid = y - model
         snr = _matched_snr(resid, w, sigma)
         new, nsnr = _peaks(snr, resid, cfg.detect_sigma, centres, cfg.min_separation)
+        if retry.size:
+            near = np.abs(retry[:, None] - np.concatenate([centres, new])[None, :])
+            back = near.min(axis=1, initial=np.inf) >= cfg.min_separation
+            new, nsnr = np.append(new, retry[back]), np.append(nsnr, retry_snr[back])
         # S/N of the existing lines from this fit (ignoring correlations: cheap)
         prof = design[:, ncont + alive]
         info = np.bincount(np.repeat(np.arange(alive.size), np.diff(prof.indptr)),
