@@ -89,6 +89,22 @@ def _with_lines(meta: Table, path: Path, out: Path) -> Table:
     return _join_rows(meta, table, lines.KEY_COLUMNS, lines_path)
 
 
+def _stack_complete(paths, hdu: str, index: str) -> tuple[Table | None, list[Path]]:
+    """The ``hdu`` tables of the files known complete (marker size matches), stacked,
+    with column ``index`` giving each row's file in the returned list; None when none."""
+    tables, files = [], []
+    for path in sorted(paths):
+        if _common.marker_info(path).get("size") != path.stat().st_size:
+            continue  # not known complete
+        table = Table.read(path, hdu=hdu, unit_parse_strict="silent", mask_invalid=False)
+        table[index] = np.full(len(table), len(files), dtype=np.int32)
+        files.append(path)
+        tables.append(table)
+    if not tables:
+        return None, files
+    return vstack(tables, join_type="outer", metadata_conflicts="silent"), files
+
+
 @dataclass
 class MeanSpectrum:
     """One mean sky spectrum on its arm's common log10 grid (see docs/mean.md)."""
@@ -142,22 +158,11 @@ class MeanSpectra:
     """
 
     def __init__(self, out):
-        from astropy.table import vstack
-
-        self.files = []
-        metas = []
-        for path in sorted((Path(out) / "mean").glob("*/mean-*.fits")):
-            info = _common.marker_info(path)
-            if info.get("size") != path.stat().st_size:
-                continue  # not known complete
-            meta = Table.read(path, hdu="MEANMETA", unit_parse_strict="silent",
-                              mask_invalid=False)
-            meta["FILE"] = np.full(len(meta), len(self.files), dtype=np.int32)
-            self.files.append(path)
-            metas.append(meta)
-        if not metas:
+        meta, self.files = _stack_complete((Path(out) / "mean").glob("*/mean-*.fits"),
+                                           "MEANMETA", "FILE")
+        if meta is None:
             raise SkyModellingError(f"{out}: no mean spectra (run skymodelling mean)")
-        self.meta = vstack(metas, join_type="outer", metadata_conflicts="silent")
+        self.meta = meta
         self.out = Path(out)
 
     def __len__(self) -> int:
@@ -167,22 +172,13 @@ class MeanSpectra:
     def decomposition(self) -> Table:
         from astropy.table import join
 
-        tables, self._decomposition_files = [], []
-        for path in sorted((self.out / "decompose").glob("*/decomp-[0-9]*.fits")):
-            if _common.marker_info(path).get("size") != path.stat().st_size:
-                continue  # not known complete
-            table = Table.read(path, hdu="DECOMPMETA", unit_parse_strict="silent",
-                               mask_invalid=False)
-            table["DFILE"] = np.full(len(table), len(self._decomposition_files),
-                                     dtype=np.int32)
-            self._decomposition_files.append(path)
-            tables.append(table)
+        dec, self._decomposition_files = _stack_complete(
+            (self.out / "decompose").glob("*/decomp-[0-9]*.fits"), "DECOMPMETA", "DFILE")
         keys = self.meta[list(DECOMP_KEYS)].copy()
         keys["CAMERA"] = np.char.strip(np.asarray(keys["CAMERA"]).astype(str))
         keys["_MEANROW"] = np.arange(len(keys))
-        if not tables:
+        if dec is None:
             return keys[:0]
-        dec = vstack(tables, join_type="outer", metadata_conflicts="silent")
         dec["CAMERA"] = np.char.strip(np.asarray(dec["CAMERA"]).astype(str))
         joined = join(keys, dec, keys=list(DECOMP_KEYS), join_type="left",
                       metadata_conflicts="silent")
@@ -272,19 +268,9 @@ class Dataset:
         ``decomp-fibres-*.fits``, with ``DFILE`` (index into :attr:`decomposition_files`);
         join to :attr:`meta` on PLATE, MJD, IMG, CAMERA, FIB. Empty when none.
         """
-        tables, self._decomposition_files = [], []
-        for path in sorted((self.out / "decompose").glob("*/decomp-fibres-*.fits")):
-            if _common.marker_info(path).get("size") != path.stat().st_size:
-                continue  # not known complete
-            table = Table.read(path, hdu="DECOMPFIBRES", unit_parse_strict="silent",
-                               mask_invalid=False)
-            table["DFILE"] = np.full(len(table), len(self._decomposition_files),
-                                     dtype=np.int32)
-            self._decomposition_files.append(path)
-            tables.append(table)
-        if not tables:
-            return Table()
-        return vstack(tables, join_type="outer", metadata_conflicts="silent")
+        table, self._decomposition_files = _stack_complete(
+            (self.out / "decompose").glob("*/decomp-fibres-*.fits"), "DECOMPFIBRES", "DFILE")
+        return Table() if table is None else table
 
     @property
     def decomposition_files(self) -> list:

@@ -99,6 +99,16 @@ def line_columns(centres, npix: int, dlam, *, sigma: float, eta: float, gamma: f
     data = [vals[ok] / dlam[r]]
     rr, cc = [r], [c]
     ncol = centres.size
+
+    def append(values, idx, first):
+        """Columns first, first + 1, ... from per-edge differences of the lines idx."""
+        okd = ok[idx]
+        rd = rows[idx][okd]
+        data.append(values[okd] / dlam[rd])
+        rr.append(rd)
+        cc.append(np.broadcast_to(np.arange(idx.size)[:, None], okd.shape)[okd] + first)
+        return first + idx.size
+
     if derivative is not None and np.any(derivative):
         idx = np.flatnonzero(derivative)
         # d/du0 of the integral up to an edge is minus the density there
@@ -106,14 +116,7 @@ def line_columns(centres, npix: int, dlam, *, sigma: float, eta: float, gamma: f
         si = sig[idx]
         dens = ((1.0 - eta) * np.exp(-0.5 * (e / si) ** 2) / (si * np.sqrt(2.0 * np.pi))
                 + eta / (np.pi * gamma * (1.0 + (e / gamma) ** 2)))
-        dv = -np.diff(dens, axis=1)
-        okd = ok[idx]
-        rd = rows[idx][okd]
-        cd = np.broadcast_to(np.arange(idx.size)[:, None], okd.shape)[okd] + ncol
-        data.append(dv[okd] / dlam[rd])
-        rr.append(rd)
-        cc.append(cd)
-        ncol += idx.size
+        ncol = append(-np.diff(dens, axis=1), idx, ncol)
     if width_derivative is True:
         width_derivative = derivative
     if width_derivative is not None and width_derivative is not False and np.any(
@@ -122,15 +125,8 @@ def line_columns(centres, npix: int, dlam, *, sigma: float, eta: float, gamma: f
         si = sig[idx]
         e = edges[idx] / si
         # d/dsigma of (1 - eta) Phi(e / sigma) is -(1 - eta) phi(e / sigma) e / sigma^2
-        dw = np.diff(-(1.0 - eta) * np.exp(-0.5 * e * e) * e / (si * np.sqrt(2.0 * np.pi)),
-                     axis=1)
-        okd = ok[idx]
-        rd = rows[idx][okd]
-        cd = np.broadcast_to(np.arange(idx.size)[:, None], okd.shape)[okd] + ncol
-        data.append(dw[okd] / dlam[rd])
-        rr.append(rd)
-        cc.append(cd)
-        ncol += idx.size
+        ncol = append(np.diff(-(1.0 - eta) * np.exp(-0.5 * e * e) * e
+                              / (si * np.sqrt(2.0 * np.pi)), axis=1), idx, ncol)
     return sp.csc_matrix((np.concatenate(data), (np.concatenate(rr), np.concatenate(cc))),
                          shape=(npix, ncol))
 

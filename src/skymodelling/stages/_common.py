@@ -16,11 +16,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
 from .. import __version__
 from .._atomic import write_text_atomic
+from ..errors import BossFileError
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +198,21 @@ def map_tasks(func, tasks: list, workers: int, desc: str, unit: str = "plate", e
         if own:
             executor.close()
 
+
+
+def camera_arrays(hdul, path, camera: str, wave_hdu: str | None = None):
+    """WAVE, FLUX and IVAR (float64) of ``camera`` in an extract or mean output.
+
+    ``wave_hdu`` names the wavelength HDU when it is not ``<CAM>_WAVE`` (the mean
+    files share one ``B_WAVE``/``R_WAVE`` grid per arm). A missing HDU is a
+    BossFileError naming the file and the HDU.
+    """
+    cam = camera.upper()
+    try:
+        return tuple(np.asarray(hdul[name].data, dtype=float)
+                     for name in (wave_hdu or f"{cam}_WAVE", f"{cam}_FLUX", f"{cam}_IVAR"))
+    except KeyError as exc:
+        raise BossFileError(path, f"no {exc.args[0]} HDU for camera {camera}") from exc
 
 def extract_outputs(out) -> list[Path]:
     """The complete extract outputs under ``OUT`` (the inputs of the later stages)."""

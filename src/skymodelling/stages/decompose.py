@@ -167,12 +167,8 @@ def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
         cams = np.asarray(meta["CAMERA"]).astype(str)
         rows, line_rows, images, grids = [], [], {}, {}
         for cam in sorted(set(cams)):
-            try:
-                wave = np.asarray(hdul[f"{cam[0].upper()}_WAVE"].data, dtype=float)
-                flux = np.asarray(hdul[f"{cam.upper()}_FLUX"].data, dtype=float)
-                ivar = np.asarray(hdul[f"{cam.upper()}_IVAR"].data, dtype=float)
-            except KeyError as exc:
-                raise BossFileError(path, f"no {exc.args[0]} HDU for camera {cam}") from exc
+            wave, flux, ivar = _common.camera_arrays(hdul, path, cam,
+                                                        f"{cam[0].upper()}_WAVE")
             disp = (np.asarray(hdul[f"{cam.upper()}_DISP"].data, dtype=float)
                     if f"{cam.upper()}_DISP" in hdul else None)   # older mean outputs: none
             loglam = np.log10(wave)
@@ -288,12 +284,7 @@ def decompose_fibres_file(path: Path, config: Config, mean_path: Path | None = N
         cams = np.asarray(meta["CAMERA"]).astype(str)
         rows, images, grids = [None] * len(meta), {}, {}
         for cam in sorted(set(cams)):
-            try:
-                wave = np.asarray(hdul[f"{cam.upper()}_WAVE"].data, dtype=float)
-                flux = np.asarray(hdul[f"{cam.upper()}_FLUX"].data, dtype=float)
-                ivar = np.asarray(hdul[f"{cam.upper()}_IVAR"].data, dtype=float)
-            except KeyError as exc:
-                raise BossFileError(path, f"no {exc.args[0]} HDU for camera {cam}") from exc
+            wave, flux, ivar = _common.camera_arrays(hdul, path, cam)
             loglam = grids.setdefault(cam[0], arm_grid(cam[0], config))
             sel = np.flatnonzero(cams == cam)
             erows = np.asarray(meta["ROW"])[sel]

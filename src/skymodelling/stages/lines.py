@@ -23,7 +23,6 @@ import numpy as np
 from astropy.table import Table
 
 from ..config import Config
-from ..errors import BossFileError
 from ..io.fitsutil import open_fits, write_hdus
 from ..spectral.features import load_features, measure_features
 from ..spectral.photometry import BANDS, sky_magnitudes
@@ -92,12 +91,7 @@ def lines_table(path: Path, config: Config) -> Table:
         cameras = np.asarray(meta["CAMERA"]).astype(str)
         for cam in sorted(set(cameras)):
             sel = np.flatnonzero(cameras == cam)
-            try:
-                wave = np.asarray(hdul[f"{cam.upper()}_WAVE"].data, dtype=float)
-                flux = np.asarray(hdul[f"{cam.upper()}_FLUX"].data, dtype=float)
-                ivar = np.asarray(hdul[f"{cam.upper()}_IVAR"].data, dtype=float)
-            except KeyError as exc:
-                raise BossFileError(path, f"no {exc.args[0]} HDU for camera {cam}") from exc
+            wave, flux, ivar = _common.camera_arrays(hdul, path, cam)
             rows = np.asarray(meta["ROW"])[sel]
             got = measure_block(wave[rows], flux[rows], ivar[rows], cam[0], features,
                                 area_arcsec2=cfg.fiber_area_arcsec2,

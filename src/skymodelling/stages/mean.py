@@ -22,7 +22,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from ..config import Config, MeanConfig
-from ..errors import BossFileError, SkyModellingError
+from ..errors import SkyModellingError
 from ..io.fitsutil import open_fits, write_hdus
 from ..spectral.features import load_features
 from ..spectral.resample import COADD_DLOGLAM, loglam_edges, loglam_grid, resample_flux
@@ -291,12 +291,7 @@ def mean_file(path: Path, config: Config, failures: _common.FailureLog, out: Pat
         cameras = np.asarray(meta["CAMERA"]).astype(str)
         imgs = np.asarray(meta["IMG"])
         for cam in sorted(set(cameras)):
-            try:
-                wave = np.asarray(hdul[f"{cam.upper()}_WAVE"].data, dtype=float)
-                flux = np.asarray(hdul[f"{cam.upper()}_FLUX"].data, dtype=float)
-                ivar = np.asarray(hdul[f"{cam.upper()}_IVAR"].data, dtype=float)
-            except KeyError as exc:
-                raise BossFileError(path, f"no {exc.args[0]} HDU for camera {cam}") from exc
+            wave, flux, ivar = _common.camera_arrays(hdul, path, cam)
             disp = (np.asarray(hdul[f"{cam.upper()}_DISP"].data, dtype=float)
                     if f"{cam.upper()}_DISP" in hdul else None)
             loglam = grids.setdefault(cam[0], arm_grid(cam[0], config))
