@@ -75,7 +75,7 @@ def _cmd_extract(args) -> int:
         "extract", calibration=args.calibration, reference_plate=args.reference_plate,
         reference_expid=args.reference_expid)
     summary = run_extract(args.raw, args.out, config, workers=args.workers, plates=args.plates,
-                          strict=args.strict)
+                          strict=args.strict, force=args.force)
     return _report(summary, args.out)
 
 
@@ -84,7 +84,8 @@ def _cmd_enrich(args) -> int:
     from .stages.enrich import run_enrich
 
     summary = run_enrich(args.out, load_config(args.config), clouds=args.clouds,
-                         workers=args.workers, plates=args.plates, strict=args.strict)
+                         workers=args.workers, plates=args.plates, strict=args.strict,
+                         force=args.force)
     return _report(summary, args.out)
 
 
@@ -93,7 +94,8 @@ def _cmd_lines(args) -> int:
     from .stages.lines import run_lines
 
     config = load_config(args.config).replace("lines", line_list=args.line_list)
-    summary = run_lines(args.out, config, workers=args.workers, strict=args.strict)
+    summary = run_lines(args.out, config, workers=args.workers, strict=args.strict,
+                        force=args.force)
     return _report(summary, args.out)
 
 
@@ -102,7 +104,8 @@ def _cmd_mean(args) -> int:
     from .stages.mean import run_mean
 
     config = load_config(args.config).replace("mean", min_fibers=args.min_fibers)
-    summary = run_mean(args.out, config, workers=args.workers, strict=args.strict)
+    summary = run_mean(args.out, config, workers=args.workers, strict=args.strict,
+                       force=args.force)
     return _report(summary, args.out)
 
 
@@ -111,7 +114,7 @@ def _cmd_decompose(args) -> int:
     from .stages.decompose import run_decompose
 
     summary = run_decompose(args.out, load_config(args.config), spectra=args.spectra,
-                            workers=args.workers, strict=args.strict)
+                            workers=args.workers, strict=args.strict, force=args.force)
     return _report(summary, args.out)
 
 
@@ -122,8 +125,20 @@ def _cmd_merge(args) -> int:
     config = load_config(args.config)
     if args.exclude_plates is not None:
         config = config.replace("merge", exclude_plates=tuple(args.exclude_plates))
-    run_merge(args.out, config, platelist=args.platelist)
+    run_merge(args.out, config, platelist=args.platelist, force=args.force)
     return 0
+
+
+def _forced(values):
+    """``run --force`` alone: every stage; ``--force STAGE [--force STAGE]``: those."""
+    if values is None:
+        return ()
+    return True if "all" in values else tuple(values)
+
+
+def _add_force(p) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="redo every output, even those complete and current")
 
 
 def _cmd_run(args) -> int:
@@ -140,7 +155,7 @@ def _cmd_run(args) -> int:
               f"log in {args.out}/run.log", flush=True)
         summary = run_pipeline(args.raw, args.out, config, first=args.first, last=args.last,
                                executor=executor, clouds=args.clouds, plates=args.plates,
-                               strict=args.strict)
+                               strict=args.strict, force=_forced(args.force))
     print()
     print(summary.describe())
     return 1 if summary.n_failures else 0
@@ -197,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="photometricity table for enrich (see skymodelling enrich)")
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    p.add_argument("--force", nargs="?", action="append", const="all", metavar="STAGE",
+                   choices=(*STAGES, "all"),
+                   help="redo outputs even when complete and current: every stage run "
+                        "(--force alone) or STAGE (repeatable)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("simulate", help="write a simulated BOSS reduction tree with its truth")
@@ -225,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reference calibration exposure (default 114439)")
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    _add_force(p)
     p.set_defaults(func=_cmd_extract)
 
     p = sub.add_parser("enrich", help="observing conditions of every extracted sky spectrum")
@@ -236,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plates", type=_plates, default=None, help="only these plates: P1,P2,...")
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    _add_force(p)
     p.set_defaults(func=_cmd_enrich)
 
     p = sub.add_parser("lines", help="line strengths, continuum bands and sky magnitudes")
@@ -245,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    _add_force(p)
     p.set_defaults(func=_cmd_lines)
 
     p = sub.add_parser("mean", help="one mean sky spectrum per exposure and camera")
@@ -254,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    _add_force(p)
     p.set_defaults(func=_cmd_mean)
 
     p = sub.add_parser("decompose", help="separate airglow lines from the continuum of every "
@@ -265,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    _add_force(p)
     p.set_defaults(func=_cmd_decompose)
 
     p = sub.add_parser("merge", help="one catalogue (all, good, clean, removed) in FITS and "
@@ -275,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--platelist", default=None,
                    help="platelist with PLATEQUALITY (default: OUT/platelist.fits)")
     p.add_argument("--config", default=None, help="JSON configuration file")
+    _add_force(p)
     p.set_defaults(func=_cmd_merge)
 
     p = sub.add_parser("inspect", help="say what a BOSS file is and what it holds")

@@ -344,7 +344,7 @@ def decompose_plate(task) -> dict:
     """Run the stage on one mean output (a worker task)."""
     from .lines import input_signature
 
-    source, config, out, strict = task
+    source, config, out, strict, force = task
 
     def work(target, plate, mjd, failures):
         table, lines, images, grids = decompose_file(source, config, failures, strict)
@@ -354,14 +354,15 @@ def decompose_plate(task) -> dict:
         return len(table)
 
     return _common.plate_task(STAGE, source, out, config, strict, target_of=output_path,
-                              inputs={"mean": input_signature(source)}, work=work)
+                              inputs={"mean": input_signature(source)}, work=work,
+                              force=force)
 
 
 def decompose_fibres_plate(task) -> dict:
     """Run ``--spectra fibres`` on one extract output (a worker task)."""
     from .lines import input_signature
 
-    source, config, out, strict = task
+    source, config, out, strict, force = task
 
     from .mean import output_path as mean_output
 
@@ -386,11 +387,12 @@ def decompose_fibres_plate(task) -> dict:
         return len(table)
 
     return _common.plate_task(STAGE, source, out, config, strict, target_of=fibre_output_path,
-                              inputs=inputs, work=work)
+                              inputs=inputs, work=work, force=force)
 
 
 def run_decompose(out, config: Config | None = None, *, spectra: str = "mean", workers: int = 1,
-                  strict: bool = False, executor=None) -> _common.StageSummary:
+                  strict: bool = False, executor=None,
+                  force: bool = False) -> _common.StageSummary:
     """Decompose every complete mean output under ``out``, or with ``spectra="fibres"``
     every sky-fibre spectrum of every complete extract output."""
     config = config or Config()
@@ -403,7 +405,7 @@ def run_decompose(out, config: Config | None = None, *, spectra: str = "mean", w
         sources = _common.extract_outputs(out)
         named_lines(config.lines.line_list)
         summary = _common.StageSummary(FIBRE_STAGE, n_tasks=len(sources))
-        tasks = [(p, config, out, strict) for p in sources]
+        tasks = [(p, config, out, strict, force) for p in sources]
         for res in _common.map_tasks(decompose_fibres_plate, tasks, workers, desc=STAGE,
                                      executor=executor):
             summary.add(res)
@@ -415,7 +417,7 @@ def run_decompose(out, config: Config | None = None, *, spectra: str = "mean", w
         raise SkyModellingError(f"{out}: no complete mean output (run skymodelling mean)")
     named_lines(config.lines.line_list)
     summary = _common.StageSummary(STAGE, n_tasks=len(sources))
-    tasks = [(p, config, out, strict) for p in sources]
+    tasks = [(p, config, out, strict, force) for p in sources]
     for res in _common.map_tasks(decompose_plate, tasks, workers, desc=STAGE,
                                  executor=executor):
         summary.add(res)
