@@ -10,7 +10,6 @@ from astropy.time import Time
 
 from skymodelling import open_dataset
 from skymodelling.cli import main
-from skymodelling.stages import keys
 from skymodelling.conditions.clouds import (
     PhotometricityTable,
     photometric_flag,
@@ -21,7 +20,7 @@ from skymodelling.conditions.zodiacal import zodi_s10
 from skymodelling.config import Config, EnrichConfig, load_config
 from skymodelling.errors import SkyModellingError
 from skymodelling.io.fitsutil import write_hdus
-from skymodelling.stages import _common
+from skymodelling.stages import _common, keys
 from skymodelling.stages.enrich import (
     COLUMNS,
     KEY_COLUMNS,
