@@ -5,10 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from importlib import resources
 from pathlib import Path
 
@@ -141,18 +137,12 @@ def test_force(copy_run):
 
 @pytest.mark.slow
 def test_killed_run_and_rerun_give_identical_outputs(sim_tree, base_run, tmp_path):
+    from conftest import kill_when
     from test_run import assert_same_outputs
 
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "skymodelling", "run", str(sim_tree), str(out),
-           "--executor", "serial"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not list(out.glob("mean/*/*.done")):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert list(out.glob("mean/*/*.done")), "the run did not reach mean in time"
+    assert kill_when(["run", sim_tree, out, "--executor", "serial"], out, "mean/*/*.done"), \
+        "the run did not reach mean in time"
     _run(sim_tree, out)
     (out / "run.log").unlink()
     assert_same_outputs(base_run, out)
