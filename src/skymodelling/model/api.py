@@ -28,9 +28,8 @@ from .. import __version__
 from .._atomic import atomic_path, write_text_atomic
 from ..errors import SkyModellingError
 from .boosted import TREE_ARRAYS, fit_boosted, predict_boosted
+from .columns import CONDITION_COLUMNS, CONDITION_NAMES
 from .features import (
-    CONDITION_COLUMNS,
-    CONDITION_NAMES,
     EXPOSURE_KEYS,
     FEATURES,
     aggregate_exposures,
@@ -47,7 +46,8 @@ KIND_CHOICES = ("physical", "boosted", "both")
 #: Line fluxes fitted by default when present (blended halves left out).
 MAIN_LINES = ("OI5577", "NAD", "OI6300", "OI6364", "NI5200", "HG4358", "HG5461", "NA5686",
               "O28607", "O28697")
-MIN_ROWS = 20
+#: Fewest exposures with a positive target for each kind.
+MIN_ROWS = {"physical": 5, "boosted": 30}
 LINE_UNIT = "1e-17 erg s-1 cm-2"
 CONT_UNIT = "1e-17 erg s-1 cm-2 Angstrom-1"
 
@@ -292,23 +292,27 @@ def fit_model(table: Table, *, targets=None, kind: str = "both", source=None,
     for target, tinfo in info.items():
         y = np.ma.filled(np.ma.asarray(table[target], dtype=float), np.nan)
         n_ok = int((np.isfinite(y) & (y > 0)).sum())
-        if n_ok < MIN_ROWS:
-            log.warning("target %s: only %d positive values, not fitted", target, n_ok)
-            continue
         entry = dict(tinfo, n_positive=n_ok, n_rows=len(y))
-        if "physical" in kinds:
+        for k in kinds:
+            if n_ok < MIN_ROWS[k]:
+                log.warning("target %s: %d exposures with a positive value, fewer than the %d "
+                            "a %s fit needs; not fitted", target, n_ok, MIN_ROWS[k], k)
+        if "physical" in kinds and n_ok >= MIN_ROWS["physical"]:
             entry["physical"] = fit_physical(cond, y)
-        if "boosted" in kinds:
+        if "boosted" in kinds and n_ok >= MIN_ROWS["boosted"]:
             fit = fit_boosted(X, y, groups, seed=seed)
             for part in ("point", "spread"):
                 for k, v in fit.pop(part).items():
                     arrays[f"{target}/{part}/{k}"] = v
             entry["boosted"] = fit
+        if "physical" not in entry and "boosted" not in entry:
+            continue
         fitted[target] = entry
         log.info("fitted %s (%d exposures)", target, n_ok)
     if not fitted:
-        raise SkyModellingError("no target has enough positive values to fit "
-                                f"(at least {MIN_ROWS} exposures needed)")
+        raise SkyModellingError(
+            f"no target has enough exposures with a positive value to fit (physical needs "
+            f"{MIN_ROWS['physical']}, boosted {MIN_ROWS['boosted']}); give a larger catalogue")
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "package_version": __version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "interval": INTERVAL, "kinds": list(kinds),

@@ -30,6 +30,7 @@ import logging
 import numpy as np
 from scipy.optimize import least_squares, minimize
 
+from ..errors import SkyModellingError
 from ..sky.moon import ks91_optical_path, ks91_scattering_terms
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,11 @@ SPREAD_PARAMS = ("a0", "a1", "a2", "a3")
 #: Central probability of the prediction interval.
 INTERVAL = 0.68
 ROBUST_SCALE = 0.05
+#: Below ``FULL_FIT_ROWS`` rows only these are fitted (m1 tied to m0, twilight off,
+#: the rest at zero); below ``MIN_ROWS`` nothing is.
+REDUCED = ("c0", "c1", "m0")
+FULL_FIT_ROWS = 4 * len(PARAMS)
+MIN_ROWS = 5
 
 
 def components(cond: dict, p) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,7 +142,13 @@ def fit_physical(cond: dict, y) -> dict:
     -------
     dict
         ``params`` (name -> value), ``spread`` (name -> value), ``n_fit``,
-        ``rms_log`` (in-sample rms of ln residuals).
+        ``rms_log`` (in-sample rms of ln residuals), ``fitted`` (the names of
+        the free parameters: all, or :data:`REDUCED` below ``FULL_FIT_ROWS`` rows).
+
+    Raises
+    ------
+    SkyModellingError
+        Fewer than :data:`MIN_ROWS` usable rows.
 
     Examples
     --------
@@ -154,16 +166,32 @@ def fit_physical(cond: dict, y) -> dict:
         ok &= np.isfinite(v)
     c = {k: v[ok] for k, v in cond.items()}
     yy = y[ok]
+    if len(yy) < MIN_ROWS:
+        raise SkyModellingError(f"the physical model needs at least {MIN_ROWS} rows with a "
+                                f"positive target and finite conditions, not {len(yy)}")
     p0 = _initial(c, yy)
     logy = np.log(yy)
+    full = len(yy) >= FULL_FIT_ROWS
+    free = np.arange(len(PARAMS)) if full else np.array([PARAMS.index(n) for n in REDUCED])
+    if not full:
+        p0[PARAMS.index("t0")] = -50.0
+        log.info("physical fit on %d rows (< %d): only %s fitted", len(yy), FULL_FIT_ROWS,
+                 ", ".join(REDUCED))
 
-    def resid(p):
-        return np.log(np.maximum(predict_mean(c, p), 1e-30)) - logy
+    def expand(q):
+        p = p0.copy()
+        p[free] = q
+        if not full:
+            p[PARAMS.index("m1")] = p[PARAMS.index("m0")]
+        return p
 
-    res = least_squares(resid, p0, loss="soft_l1", f_scale=ROBUST_SCALE, x_scale="jac",
+    def resid(q):
+        return np.log(np.maximum(predict_mean(c, expand(q)), 1e-30)) - logy
+
+    res = least_squares(resid, p0[free], loss="soft_l1", f_scale=ROBUST_SCALE, x_scale="jac",
                         max_nfev=2000)
-    p = res.x
-    r = np.abs(resid(p))
+    p = expand(res.x)
+    r = np.abs(resid(res.x))
     d, m, t = components(c, p)
     total = d + m + t
     cloud = 1.0 - c["PHOTO"]
@@ -173,13 +201,17 @@ def fit_physical(cond: dict, y) -> dict:
         return _pinball(r, s, INTERVAL)
 
     a0 = np.array([np.log(np.quantile(r, INTERVAL) + 1e-6), 0.0, 0.0, 0.0])
-    a = minimize(loss, a0, method="Nelder-Mead",
-                 options={"maxiter": 4000, "xatol": 1e-4, "fatol": 1e-8}).x
+    if full:
+        a = minimize(loss, a0, method="Nelder-Mead",
+                     options={"maxiter": 4000, "xatol": 1e-4, "fatol": 1e-8}).x
+    else:
+        a = a0
     log.debug("physical fit: %d rows, %d evaluations, rms %.4f", ok.sum(), res.nfev,
               np.sqrt(np.mean(r**2)))
     return {"params": dict(zip(PARAMS, map(float, p), strict=True)),
             "spread": dict(zip(SPREAD_PARAMS, map(float, a), strict=True)),
-            "n_fit": int(ok.sum()), "rms_log": float(np.sqrt(np.mean(r**2)))}
+            "n_fit": int(ok.sum()), "rms_log": float(np.sqrt(np.mean(r**2))),
+            "fitted": [PARAMS[i] for i in free]}
 
 
 def predict_physical(fit: dict, cond: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

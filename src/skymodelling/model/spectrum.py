@@ -13,6 +13,8 @@ absent, so the red arm is the continuum plus [OI] and O2 only.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
@@ -120,7 +122,7 @@ def write_spectrum(path, spectra: dict[str, Table], conditions: Table, model_pat
     primary.header["SMVERS"] = (__version__, "skymodelling version")
     primary.header["SMSTAGE"] = ("model predict", "what wrote this file")
     if model_path is not None:
-        primary.header["SMMODEL"] = (str(model_path)[-68:], "model file")
+        primary.header["SMMODEL"] = Path(model_path).name[-60:]
     hdus = [primary]
     hdus.append(_unit_safe_hdu(conditions, "CONDITIONS"))
     for arm, table in spectra.items():
