@@ -190,7 +190,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("skymodelling: error:") and err.count("\n") == 1
     Table({"PLATE": [1], "MJD": [1], "IMG": [1]}).write(tmp_path / "c.fits")
     assert main(["model", "fit", str(tmp_path / "c.fits"), "--out", str(tmp_path / "m")]) == 2
-    assert "no target" in capsys.readouterr().err
+    assert "lacks column(s) MOON_ILL" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ real BOSS data
