@@ -167,6 +167,36 @@ def _cmd_demo(args) -> int:
     return run_demo(args.dir, seed=args.seed, workers=args.workers)
 
 
+def _cmd_model(args) -> int:
+    from .model import api, predict, spectrum
+
+    if args.model_command == "fit":
+        targets = [t for t in args.targets.split(",") if t] if args.targets else None
+        model = api.fit_catalogue(args.catalogue, kind=args.kind, targets=targets)
+        path = model.save(args.out)
+        print(f"fitted {len(model.targets)} target(s) ({args.kind}) -> {path}")
+        return 0
+    model = api.load_model(args.model)
+    values = {c: getattr(args, predict.option_name(c)) for c in predict.CONDITION_NAMES}
+    if args.conditions:
+        cond = api.read_table(args.conditions)
+    elif args.time:
+        if args.ra is None or args.dec is None:
+            raise SkyModellingError("--time needs --ra and --dec (degrees, J2000)")
+        cond = predict.conditions_from_time(args.time, args.ra, args.dec)
+    else:
+        cond = predict.conditions_from_values(values, airmass=args.airmass)
+    pred = model.predict(cond, kind=args.kind)
+    print(predict.format_prediction(model, pred))
+    if args.output:
+        predict.write_table(args.output, pred)
+    if args.spectrum:
+        spectra = spectrum.predicted_spectrum(model, cond[:1], kind=args.kind)
+        spectrum.write_spectrum(args.spectrum, spectra, cond[:1], model_path=args.model)
+        print(f"spectrum ({', '.join(spectra)} arms) -> {args.spectrum}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="skymodelling",
@@ -301,6 +331,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="JSON configuration file")
     _add_force(p)
     p.set_defaults(func=_cmd_merge)
+
+    p = sub.add_parser("model", help="fit or apply a predictive sky model (docs/model.md)")
+    msub = p.add_subparsers(dest="model_command", required=True, metavar="{fit,predict}")
+    q = msub.add_parser("fit", help="fit continuum bands and line fluxes against the conditions")
+    q.add_argument("catalogue", help="merged catalogue (OUT/merge/clean.fits or .parquet) or any "
+                                     "table with PLATE, MJD, IMG, the enrich columns and targets")
+    q.add_argument("--out", required=True, help="model file to write (MODEL.json + MODEL.npz)")
+    q.add_argument("--kind", choices=("physical", "boosted", "both"), default="both")
+    q.add_argument("--targets", default=None, metavar="COL1,COL2",
+                   help="target columns (default: every <NAME>_CONT and main <NAME>_FLUX)")
+    q.set_defaults(func=_cmd_model)
+    q = msub.add_parser("predict", help="predict the sky (with 68%% intervals) for conditions")
+    q.add_argument("model", help="model file written by 'model fit'")
+    q.add_argument("--conditions", default=None, help="table (FITS/Parquet/CSV) of enrich columns")
+    q.add_argument("--time", default=None, help="UTC time (ISO); conditions computed by enrich")
+    q.add_argument("--ra", type=float, default=None, help="pointing RA, deg (with --time)")
+    q.add_argument("--dec", type=float, default=None, help="pointing Dec, deg (with --time)")
+    q.add_argument("--airmass", type=float, default=None, help="sets OBS_ZENITH")
+    from .model.columns import CONDITION_COLUMNS
+    for name, unit, text in CONDITION_COLUMNS:
+        q.add_argument("--" + name.lower().replace("_", "-"), type=float, default=None,
+                       metavar="X", help=f"{text}{' (' + unit + ')' if unit else ''}")
+    q.add_argument("--kind", choices=("physical", "boosted"), default=None,
+                   help="default: boosted where fitted")
+    q.add_argument("--output", default=None, help="write the predictions (FITS, or CSV)")
+    q.add_argument("--spectrum", default=None, metavar="OUT.fits",
+                   help="write the predicted spectrum on the camera grids")
+    q.set_defaults(func=_cmd_model)
 
     p = sub.add_parser("inspect", help="say what a BOSS file is and what it holds")
     p.add_argument("path", help="spPlate, spFrame, spCFrame, spFluxcalib or platelist file")
