@@ -31,7 +31,8 @@ from skymodelling.stages.enrich import (
     run_enrich,
 )
 from skymodelling.stages.extract import output_path as extract_path
-from skymodelling.stages.extract import run_extract, table_hdu
+from skymodelling.io.products import table_hdu
+from skymodelling.stages.extract import run_extract
 
 #: ephem.Date counts days from 1899 Dec 31 12:00 UT, i.e. MJD 15019.5.
 EPHEM_MJD0 = 15019.5
@@ -153,11 +154,16 @@ def test_stage_outputs_and_headers(enriched):
                  for i in range(1, hdul[1].header["TFIELDS"] + 1)}
     assert list(units)[:6] == list(KEY_COLUMNS)
     expected = {"MOON_SEP": "deg", "MOOND": "km", "MOON_PHASE": "rad", "SUN_SET": "d",
-                "HOUR": "h", "ZODI": "S10", "ISL": "S10", "SOLARFLUX": "10**-22 W m-2 Hz-1",
+                "HOUR": "h", "ZODI": None, "ISL": None, "SOLARFLUX": "10**-22 W m-2 Hz-1",
                 "TAI-MID": "s", "MOON_ILL": None, "PHOTO": None, "MONTH": None}
     for name, unit in expected.items():
         assert units[name] == unit, name
     assert set(units) == set(KEY_COLUMNS) | {c[0] for c in COLUMNS}
+    # S10 is no FITS unit: it travels as TCOMMn and comes back as the S10 unit
+    with fits.open(files[0]) as hdul:
+        comments = {hdul[1].header[f"TTYPE{i}"]: hdul[1].header.get(f"TCOMM{i}", "")
+                    for i in range(1, hdul[1].header["TFIELDS"] + 1)}
+    assert comments["ZODI"].startswith("unit: S10") and comments["ISL"].startswith("unit: S10")
     assert str(read_conditions(files[0])["ZODI"].unit) == "S10"
 
 

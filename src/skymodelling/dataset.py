@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.table import Table, vstack
+from astropy.table import Table
 
 from .errors import SkyModellingError
-from .stages import _common
+from .io import products
+from .io.products import stack_complete as _stack_complete
 
 log = logging.getLogger(__name__)
 
@@ -34,75 +34,6 @@ class Spectrum:
     def good(self) -> np.ndarray:
         """Pixels to use (IVAR > 0)."""
         return self.IVAR > 0
-
-
-def _with_conditions(meta: Table, path: Path, out: Path) -> Table:
-    """``meta`` with the enrich columns of its plate file joined, when they exist.
-
-    The enrich output must be complete, made from this very META (its marker
-    records the META checksum) and list the same rows in the same order.
-    """
-    from .stages import enrich
-
-    m = re.fullmatch(r"sky-(\d+)-(\d+)\.fits", path.name)
-    if not m:
-        return meta
-    cond_path = enrich.output_path(out, int(m.group(1)), int(m.group(2)))
-    info = _common.marker_info(cond_path)
-    if not cond_path.is_file() or info.get("size") != cond_path.stat().st_size:
-        return meta
-    with fits.open(path, memmap=True) as hdul:
-        checksum = enrich.meta_checksum(hdul["META"])
-    if info.get("inputs", {}).get("extract_meta") != checksum:
-        log.info("%s: made from another extract output; not joined", cond_path)
-        return meta
-    return _join_rows(meta, enrich.read_conditions(cond_path), enrich.KEY_COLUMNS, cond_path)
-
-
-def _join_rows(meta: Table, extra: Table, keys, source: Path) -> Table:
-    """Add the columns of ``extra`` to ``meta`` if both list the same rows in the same order."""
-    if len(extra) != len(meta) or any(np.any(np.asarray(extra[k]) != np.asarray(meta[k]))
-                                      for k in keys):
-        log.info("%s: rows do not match the extract META; not joined", source)
-        return meta
-    for name in extra.colnames:
-        if name not in keys:
-            meta[name] = extra[name]
-    return meta
-
-
-def _with_lines(meta: Table, path: Path, out: Path) -> Table:
-    """``meta`` with the lines-stage columns of its plate file, when complete and current."""
-    from .stages import lines
-
-    m = re.fullmatch(r"sky-(\d+)-(\d+)\.fits", path.name)
-    if not m:
-        return meta
-    lines_path = lines.output_path(out, int(m.group(1)), int(m.group(2)))
-    info = _common.marker_info(lines_path)
-    if not lines_path.is_file() or info.get("size") != lines_path.stat().st_size:
-        return meta
-    if info.get("inputs") != _common.output_signature(path):
-        log.info("%s: made from another extract output; not joined", lines_path)
-        return meta
-    table = Table.read(lines_path, hdu="LINES", unit_parse_strict="silent", mask_invalid=False)
-    return _join_rows(meta, table, lines.KEY_COLUMNS, lines_path)
-
-
-def _stack_complete(paths, hdu: str, index: str) -> tuple[Table | None, list[Path]]:
-    """The ``hdu`` tables of the files known complete (marker size matches), stacked,
-    with column ``index`` giving each row's file in the returned list; None when none."""
-    tables, files = [], []
-    for path in sorted(paths):
-        if _common.marker_info(path).get("size") != path.stat().st_size:
-            continue  # not known complete
-        table = Table.read(path, hdu=hdu, unit_parse_strict="silent", mask_invalid=False)
-        table[index] = np.full(len(table), len(files), dtype=np.int32)
-        files.append(path)
-        tables.append(table)
-    if not tables:
-        return None, files
-    return vstack(tables, join_type="outer", metadata_conflicts="silent"), files
 
 
 @dataclass
@@ -137,7 +68,7 @@ class MeanComponents:
         return getattr(self, key)
 
 
-DECOMP_KEYS = ("PLATE", "MJD", "IMG", "CAMERA", "ROW")
+DECOMP_KEYS = products.DECOMP.keys
 
 
 class MeanSpectra:
@@ -158,8 +89,8 @@ class MeanSpectra:
     """
 
     def __init__(self, out):
-        meta, self.files = _stack_complete((Path(out) / "mean").glob("*/mean-*.fits"),
-                                           "MEANMETA", "FILE")
+        meta, self.files = _stack_complete(products.MEAN.files(out), products.MEAN.table,
+                                           "FILE")
         if meta is None:
             raise SkyModellingError(f"{out}: no mean spectra (run skymodelling mean)")
         self.meta = meta
@@ -173,7 +104,7 @@ class MeanSpectra:
         from astropy.table import join
 
         dec, self._decomposition_files = _stack_complete(
-            (self.out / "decompose").glob("*/decomp-[0-9]*.fits"), "DECOMPMETA", "DFILE")
+            products.DECOMP.files(self.out), products.DECOMP.table, "DFILE")
         keys = self.meta[list(DECOMP_KEYS)].copy()
         keys["CAMERA"] = np.char.strip(np.asarray(keys["CAMERA"]).astype(str))
         keys["_MEANROW"] = np.arange(len(keys))
@@ -237,20 +168,9 @@ class Dataset:
 
     def __init__(self, out):
         self.out = Path(out)
-        self.files = []
-        metas = []
-        for path in sorted((self.out / "extract").glob("*/sky-*.fits")):
-            if not _common.marker_path(path).is_file():
-                continue  # not known complete
-            meta = Table.read(path, hdu="META", unit_parse_strict="silent", mask_invalid=False)
-            meta = _with_conditions(meta, path, self.out)
-            meta = _with_lines(meta, path, self.out)
-            meta["FILE"] = np.full(len(meta), len(self.files), dtype=np.int32)
-            self.files.append(path)
-            metas.append(meta)
-        if not metas:
+        self.meta, self.files = products.sky_catalogue(self.out)
+        if self.meta is None:
             raise SkyModellingError(f"{self.out}: no extracted plate (run skymodelling extract)")
-        self.meta = vstack(metas, join_type="outer", metadata_conflicts="silent")
 
     def __len__(self) -> int:
         return len(self.meta)
@@ -269,7 +189,7 @@ class Dataset:
         join to :attr:`meta` on PLATE, MJD, IMG, CAMERA, FIB. Empty when none.
         """
         table, self._decomposition_files = _stack_complete(
-            (self.out / "decompose").glob("*/decomp-fibres-*.fits"), "DECOMPFIBRES", "DFILE")
+            products.DECOMP_FIBRES.files(self.out), products.DECOMP_FIBRES.table, "DFILE")
         return Table() if table is None else table
 
     @property

@@ -101,19 +101,12 @@ def predicted_spectrum(model, conditions, *, kind: str | None = None) -> dict[st
 
 
 def _unit_safe_hdu(table: Table, extname: str) -> fits.BinTableHDU:
-    """A table HDU whose units (S10 too, which astropy cannot write) are TUNITn cards."""
-    table = Table(table, copy=True)
-    units = {}
-    for name in table.colnames:
-        if table[name].unit is not None:
-            units[name] = str(table[name].unit)
-            table[name].unit = None
-    hdu = fits.table_to_hdu(table)
-    hdu.header["EXTNAME"] = extname
-    for i, name in enumerate(table.colnames, start=1):
-        if name in units:
-            hdu.header[f"TUNIT{i}"] = units[name]
-    return hdu
+    """A table HDU with the columns' units (S10 as TCOMMn, see io.products.table_hdu)."""
+    from ..io.products import table_hdu
+
+    units = {name: str(table[name].unit) for name in table.colnames
+             if table[name].unit is not None}
+    return table_hdu(Table(table, copy=True), extname, units)
 
 
 def write_spectrum(path, spectra: dict[str, Table], conditions: Table, model_path=None) -> None:

@@ -23,6 +23,7 @@ from astropy.table import Table
 from .. import __version__
 from .._atomic import write_text_atomic
 from ..errors import BossFileError
+from ..io import products
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +116,9 @@ def read_failures(out, stage: str | None = None) -> Table:
     return table
 
 
-def marker_path(output: Path) -> Path:
-    return output.with_name(output.name + ".done")
+marker_path = products.marker_path
+marker_info = products.marker_info
+output_signature = products.upstream_signature
 
 
 def _plain(obj):
@@ -161,21 +163,6 @@ def mark_complete(output: Path, stage: str, config, inputs=None, **info) -> None
                "inputs": inputs, "version": __version__, "deps": keys.dependency_versions(),
                **info}
     write_text_atomic(marker_path(output), json.dumps(payload, sort_keys=True))
-
-
-def output_signature(path: Path) -> dict:
-    """What identifies an upstream output for the outputs made from it: name, size and the
-    key its marker records (a changed upstream key redoes everything made from it)."""
-    info = marker_info(path)
-    return {"file": path.name, "size": info.get("size"), "key": info.get("key")}
-
-
-def marker_info(output: Path) -> dict:
-    """The contents of ``output``'s completion marker ({} if absent or unreadable)."""
-    try:
-        return json.loads(marker_path(output).read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def remove_stale_parts(folder: Path) -> None:
@@ -266,8 +253,7 @@ def extract_outputs(out) -> list[Path]:
     """The complete extract outputs under ``OUT`` (the inputs of the later stages)."""
     from ..errors import SkyModellingError
 
-    sources = [p for p in sorted((Path(out) / "extract").glob("*/sky-*.fits"))
-               if marker_path(p).is_file()]
+    sources = products.SKY.files(out)
     if not sources:
         raise SkyModellingError(f"{out}: no complete extract output (run skymodelling extract)")
     return sources

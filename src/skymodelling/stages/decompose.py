@@ -26,7 +26,9 @@ from astropy.table import Table
 
 from ..config import Config
 from ..errors import BossFileError, SkyModellingError
+from ..io import products
 from ..io.fitsutil import open_fits, write_hdus
+from ..io.products import FLUX_UNIT, table_hdu
 from ..spectral.decompose import (
     DEFAULT_LSF,
     LSF_DEFAULT,
@@ -38,15 +40,14 @@ from ..spectral.decompose import (
 from ..spectral.features import decomposition_lines
 from ..spectral.resample import COADD_DLOGLAM, loglam_edges, resample_flux
 from . import _common
-from .extract import FLUX_UNIT, table_hdu
 
 log = logging.getLogger(__name__)
 
 STAGE = "decompose"
 EXTNAME = "DECOMPMETA"
-KEY_COLUMNS = ("PLATE", "MJD", "IMG", "CAMERA", "ROW")
+KEY_COLUMNS = products.DECOMP.keys
 #: Keys of the fibre table (those of the extract META, docs/extract.md; same rows, same order).
-FIBRE_KEY_COLUMNS = ("PLATE", "MJD", "IMG", "CAMERA", "FIB", "ROW")
+FIBRE_KEY_COLUMNS = products.DECOMP_FIBRES.keys
 FIBRE_EXTNAME = "DECOMPFIBRES"
 #: Name of the fibre mode's problem files (``OUT/failures/decompfibres-<plate4>-<mjd5>.csv``).
 FIBRE_STAGE = "decompfibres"
@@ -55,12 +56,12 @@ SPECTRA = ("mean", "fibres")
 FIBRE_PROFILE_TRIES = 5
 def output_path(out, plate: int, mjd: int) -> Path:
     """Where the decompose stage writes plate ``plate`` observed on ``mjd``."""
-    return Path(out) / STAGE / f"{plate:04d}" / f"decomp-{plate:04d}-{mjd:05d}.fits"
+    return products.DECOMP.path(out, plate, mjd)
 
 
 def fibre_output_path(out, plate: int, mjd: int) -> Path:
     """Where ``--spectra fibres`` writes plate ``plate`` observed on ``mjd``."""
-    return Path(out) / STAGE / f"{plate:04d}" / f"decomp-fibres-{plate:04d}-{mjd:05d}.fits"
+    return products.DECOMP_FIBRES.path(out, plate, mjd)
 
 
 def named_lines(line_list=None) -> Table:
@@ -338,8 +339,6 @@ def _hdus(table, lines, images, grids, primary, extname=EXTNAME) -> list:
 
 def decompose_plate(task) -> dict:
     """Run the stage on one mean output (a worker task)."""
-    from .lines import input_signature
-
     source, config, out, strict, force = task
 
     def work(target, plate, mjd, failures):
@@ -350,24 +349,18 @@ def decompose_plate(task) -> dict:
         return len(table)
 
     return _common.plate_task(STAGE, source, out, config, strict, target_of=output_path,
-                              inputs={"mean": input_signature(source)}, work=work,
+                              inputs={"mean": products.upstream_signature(source)}, work=work,
                               force=force)
 
 
 def decompose_fibres_plate(task) -> dict:
     """Run ``--spectra fibres`` on one extract output (a worker task)."""
-    from .lines import input_signature
-
     source, config, out, strict, force = task
-
-    from .mean import output_path as mean_output
-
     header = fits.getheader(source)
-    mean_path = mean_output(out, int(header["PLATE"]), int(header["MJD"]))
-    mean_ok = mean_path.is_file() and _common.marker_info(mean_path).get(
-        "size") == mean_path.stat().st_size
-    inputs = {"extract": input_signature(source),
-              "mean": input_signature(mean_path) if mean_ok else None}
+    mean_path = products.MEAN.path(out, int(header["PLATE"]), int(header["MJD"]))
+    mean_ok = products.is_complete(mean_path)
+    inputs = {"extract": products.upstream_signature(source),
+              "mean": products.upstream_signature(mean_path) if mean_ok else None}
 
     def work(target, plate, mjd, failures):
         # the fibre mode's problems get their own files, beside the mean mode's
@@ -407,8 +400,7 @@ def run_decompose(out, config: Config | None = None, *, spectra: str = "mean", w
             summary.add(res)
         summary.finish(out, t0)
         return summary
-    sources = [p for p in sorted((out / "mean").glob("*/mean-*.fits"))
-               if _common.marker_path(p).is_file()]
+    sources = products.MEAN.files(out)
     if not sources:
         raise SkyModellingError(f"{out}: no complete mean output (run skymodelling mean)")
     named_lines(config.lines.line_list)

@@ -16,15 +16,12 @@ them all, resumably.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import astropy.units as u
 import numpy as np
 from astropy.table import Table
 
@@ -36,55 +33,23 @@ from ..conditions.starlight import isl_s10
 from ..conditions.zodiacal import zodi_s10
 from ..config import Config, EnrichConfig
 from ..errors import SkyModellingError
+from ..io import products
+from ..io.products import S10, read_conditions, read_meta, table_hdu
 from . import _common
-from .extract import table_hdu
 
 log = logging.getLogger(__name__)
 
 STAGE = "enrich"
 EXTNAME = "CONDITIONS"
 
-#: One 10th-magnitude (V) solar-type star per square degree.
-S10 = u.def_unit("S10", doc="brightness of one V=10 solar-type star per square degree")
-SFU = "10**-22 W m-2 Hz-1"
-
 #: Columns copied from META to join the conditions back, row by row.
-KEY_COLUMNS = ("PLATE", "MJD", "IMG", "CAMERA", "FIB", "ROW")
+KEY_COLUMNS = products.CONDITIONS.keys
 TIME_COLUMNS = ("TAI-BEG", "TAI-END")
 #: Valid exposure midpoints: 1970-01-01 to 2100-01-01 (MJD).
 MJD_RANGE = (40587.0, 88069.0)
 
-#: The new columns: name, dtype, unit, depends on (t: time, p: pointing).
-COLUMNS = [
-    ("TAI-MID", "f8", "s", "t"),
-    ("OBS_ZENITH", "f8", "deg", "tp"),
-    ("ECL_LAT", "f8", "deg", "tp"),
-    ("ECL_LON", "f8", "deg", "tp"),
-    ("ECL_LON_SUN", "f8", "deg", "tp"),
-    ("GAL_LAT", "f8", "deg", "p"),
-    ("GAL_LON", "f8", "deg", "p"),
-    ("MOOND", "f8", "km", "t"),
-    ("MOON_SEP", "f8", "deg", "tp"),
-    ("MOON_ALT", "f8", "deg", "t"),
-    ("MOON_AZ", "f8", "deg", "t"),
-    ("MOON_ZENITH", "f8", "deg", "t"),
-    ("MOON_ILL", "f8", None, "t"),
-    ("MOON_PHASE", "f8", "rad", "t"),
-    ("SUN_SEP", "f8", "deg", "tp"),
-    ("SUN_ALT", "f8", "deg", "t"),
-    ("SUN_AZ", "f8", "deg", "t"),
-    ("SUN_MOON_SEP", "f8", "deg", "t"),
-    ("SUN_SET", "f8", "d", "t"),
-    ("SUN_RISE", "f8", "d", "t"),
-    ("HOUR", "f8", "h", "t"),
-    ("MONTH", "i2", None, "t"),
-    ("ZODI", "f8", "S10", "tp"),
-    ("ISL", "f8", "S10", "p"),
-    ("SOLARFLUX", "f8", SFU, "t"),
-    ("SOLARFLUX_81", "f8", SFU, "t"),
-    ("PHOTO", "f4", None, "t"),
-]
-UNITS = {name: unit for name, _dtype, unit, _dep in COLUMNS if unit}
+COLUMNS = products.CONDITION_COLUMNS
+UNITS = products.CONDITION_UNITS
 
 
 class EnrichInputError(SkyModellingError):
@@ -243,45 +208,21 @@ class EnrichTask:
 
 def output_path(out, plate: int, mjd: int) -> Path:
     """Where enrich writes the conditions of plate ``plate`` observed on ``mjd``."""
-    return Path(out) / STAGE / f"{plate:04d}" / f"cond-{plate:04d}-{mjd:05d}.fits"
+    return products.CONDITIONS.path(out, plate, mjd)
 
 
 def discover_inputs(out, plates=None) -> list[EnrichTask]:
     """Every extract output under ``OUT/extract`` (complete or not)."""
     wanted = None if plates is None else {int(p) for p in plates}
     tasks = []
-    for path in sorted((Path(out) / "extract").glob("*/sky-*.fits")):
-        m = re.fullmatch(r"sky-(\d+)-(\d+)\.fits", path.name)
-        if m and (wanted is None or int(m.group(1)) in wanted):
-            tasks.append(EnrichTask(path, int(m.group(1)), int(m.group(2))))
+    for path in products.SKY.files(out, complete=False):
+        plate, mjd = products.SKY.parse(path)
+        if wanted is None or plate in wanted:
+            tasks.append(EnrichTask(path, plate, mjd))
     return tasks
 
 
-def meta_checksum(hdu) -> str:
-    """Short hash of a META table HDU's data (what enrich's output depends on)."""
-    return hashlib.sha256(np.ndarray.tobytes(hdu.data)).hexdigest()[:16]
-
-
-def read_meta(path) -> tuple[Table, str]:
-    """The META table of an extract output and its checksum."""
-    from ..io.fitsutil import open_fits
-
-    with open_fits(path) as hdul:
-        hdu = hdul["META"]
-        return Table.read(hdu, unit_parse_strict="silent", mask_invalid=False), meta_checksum(hdu)
-
-
-def read_conditions(path) -> Table:
-    """Read an enrich output's CONDITIONS table (S10 columns get the :data:`S10` unit)."""
-    table = Table.read(path, hdu=EXTNAME, unit_parse_strict="silent", mask_invalid=False)
-    for name in ("ZODI", "ISL"):
-        if name in table.colnames:
-            table[name].unit = S10
-    return table
-
-
-def _extract_complete(path: Path) -> bool:
-    return _common.marker_info(path).get("size") == path.stat().st_size
+_extract_complete = products.is_complete
 
 
 def enrich_file(task_and_config) -> dict:
@@ -333,10 +274,7 @@ def enrich_file(task_and_config) -> dict:
         POINTING=(config.enrich.pointing, "fiber: FIBER_RA/DEC; boresight: RA/DEC"))
     from ..io.fitsutil import write_hdus
 
-    plain = Table(cond, copy=False)
-    for name in plain.colnames:
-        plain[name].unit = None   # TUNITn come from UNITS (S10 is no FITS unit)
-    write_hdus(target, [primary, table_hdu(plain, EXTNAME, UNITS)])
+    write_hdus(target, [primary, table_hdu(cond, EXTNAME, UNITS)])
     _common.mark_complete(target, STAGE, config, inputs, n_rows=len(cond))
     failures.write(out)
     summary.update(n_spectra=len(cond), n_failures=len(failures.rows),

@@ -32,9 +32,15 @@ from astropy.table import Table
 
 from ..config import Config
 from ..errors import BossFileError, SkyModellingError
-from ..io import paths, sppixmask
+from ..io import paths, products, sppixmask
 from ..io.fitsutil import get_hdu, header_float, header_int, header_str, open_fits, write_hdus
 from ..io.plugmap import is_sky, read_plugmap
+from ..io.products import (
+    HEADER_TO_META,
+    META_COLUMNS,
+    META_UNITS,
+    table_hdu,
+)
 from ..io.spfluxcalib import read_spfluxcalib
 from ..io.spplate import read_spplate
 from ..io.traceset import read_traceset
@@ -45,59 +51,9 @@ log = logging.getLogger(__name__)
 
 STAGE = "extract"
 C_KMS = 299792.458
-#: Units as FITS unit strings (FITS allows a power-of-ten factor, not "1e-17").
-FLUX_UNIT = "10**-17 erg Angstrom-1 s-1 cm-2"
-IVAR_UNIT = "10**34 cm4 Angstrom2 s2 erg-2"
-
 #: Bits this stage adds to MASK, in positions SPPIXMASK leaves unused.
 BADCALIB = 1 << 29   # calibration zero, negative or not finite at this pixel
 OUTSIDE = 1 << 30    # outside the kept wavelength range of the camera
-
-#: Raw metadata columns: name, dtype, unit, source ("hdr:KEY", "plug:COL" or special).
-#: Names follow the original SkyModelling raw metadata.
-META_COLUMNS = [
-    ("PLATE", "i4", None, "hdr:PLATEID"),
-    ("MJD", "i4", None, "hdr:MJD"),
-    ("IMG", "i4", None, "hdr:EXPOSURE"),
-    ("CAMERA", "U2", None, "camera"),
-    ("SPECNO", "i2", None, "plug:SPECTROGRAPHID"),
-    ("FIB", "i4", None, "plug:FIBERID"),
-    ("ROW", "i4", None, "row"),
-    ("RUN2D", "U8", None, "run2d"),
-    ("XFOCAL", "f8", "mm", "plug:XFOCAL"),
-    ("YFOCAL", "f8", "mm", "plug:YFOCAL"),
-    ("FIBER_RA", "f8", "deg", "plug:RA"),
-    ("FIBER_DEC", "f8", "deg", "plug:DEC"),
-    ("OBJTYPE", "U16", None, "plug:OBJTYPE"),
-    ("TAI-BEG", "f8", "s", "hdr:TAI-BEG"),
-    ("TAI-END", "f8", "s", "hdr:TAI-END"),
-    ("DATE-OBS", "U19", None, "hdr:DATE-OBS"),
-    ("RA", "f8", "deg", "hdr:RA"),
-    ("DEC", "f8", "deg", "hdr:DEC"),
-    ("CAMERAS", "U4", None, "hdr:CAMERAS"),
-    ("AIRMASS", "f4", None, "hdr0:AIRMASS"),
-    ("ALT", "f4", "deg", "hdr:ALT"),
-    ("AZ", "f4", "deg", "hdr:AZ"),
-    ("EXPTIME", "f4", "s", "hdr:EXPTIME"),
-    *[(f"SEEING{p}", "f4", "arcsec", f"hdr0:SEEING{p}") for p in (20, 50, 80)],
-    *[(f"RMSOFF{p}", "f4", "arcsec", f"hdr0:RMSOFF{p}") for p in (20, 50, 80)],
-    *[(f"REDDEN{i:02d}", "f4", "mag", f"hdr0:REDDEN{i:02d}") for i in range(1, 6)],
-    ("QUALITY", "U16", None, "hdr:QUALITY"),
-    ("AIRTEMP", "f4", "Celsius", "hdr:AIRTEMP"),
-    ("DEWPOINT", "f4", "Celsius", "hdr:DEWPOINT"),
-    ("DUSTA", "f4", "ct", "hdr:DUSTA"),
-    ("DUSTB", "f4", "ct", "hdr:DUSTB"),
-    ("DUSTC", "f4", "ct", "hdr:DUSTC"),
-    ("DUSTD", "f4", "ct", "hdr:DUSTD"),
-    ("GUSTD", "f4", "deg", "hdr:GUSTD"),
-    ("GUSTS", "f4", "mph", "hdr:GUSTS"),
-    ("HUMIDITY", "f4", "%", "hdr:HUMIDITY"),
-    ("PRESSURE", "f4", "inHg", "hdr:PRESSURE"),
-    ("WINDD", "f4", "deg", "hdr:WINDD"),
-    ("WINDS", "f4", "mph", "hdr:WINDS"),
-    ("HELIO_RV", "f8", "km s-1", "hdr:HELIO_RV"),
-]
-
 
 # ----------------------------------------------------------------- discovery
 
@@ -306,6 +262,7 @@ def frame_metadata(header, plugmap, camera: str, run2d: str) -> dict:
             value = header_str(header, key)
         else:
             value = header_float(header, key, missing=(0.0,) if kind == "hdr0" else ())
+            value *= HEADER_TO_META.get(name, 1.0)   # mph -> km/h, inHg -> hPa
         cols[name] = np.full(n, value, dtype=dtype)
     return cols
 
@@ -326,7 +283,7 @@ class _CameraBlock:
 
 def output_path(out, plate: int, mjd: int) -> Path:
     """Where extract writes plate ``plate`` observed on ``mjd``."""
-    return Path(out) / STAGE / f"{plate:04d}" / f"sky-{plate:04d}-{mjd:05d}.fits"
+    return products.SKY.path(out, plate, mjd)
 
 
 def _exposures_of(task: PlateTask, failures: _common.FailureLog):
@@ -434,8 +391,7 @@ def _trim(block: _CameraBlock, lo: float, hi: float):
                 MASK=mask, DISP=np.concatenate(block.disp)[:, window])
 
 
-_ARRAY_UNITS = {"WAVE": "Angstrom", "FLUX": FLUX_UNIT, "IVAR": IVAR_UNIT, "MASK": None,
-                "DISP": "Angstrom"}
+_ARRAY_UNITS = products.SKY_ARRAY_UNITS
 
 
 #: The raw files of a plate folder that extract may read.
@@ -550,19 +506,6 @@ def _meta_table(metas: list[Table]) -> Table:
     return meta
 
 
-def table_hdu(table: Table, extname: str, units: dict) -> fits.BinTableHDU:
-    """A table HDU with TUNITn cards for ``units``, including the BOSS units that
-    the FITS standard lacks (inHg, mph), which astropy would refuse."""
-    hdu = fits.table_to_hdu(table)
-    hdu.header["EXTNAME"] = extname
-    for i, name in enumerate(table.colnames, start=1):
-        unit = units.get(name)
-        if unit:
-            hdu.header[f"TUNIT{i}"] = unit
-    return hdu
-
-
-META_UNITS = {name: unit for name, _dtype, unit, _src in META_COLUMNS if unit}
 
 
 # --------------------------------------------------------------- the stage

@@ -23,36 +23,28 @@ import numpy as np
 from astropy.table import Table
 
 from ..config import Config
+from ..io import products
 from ..io.fitsutil import open_fits, write_hdus
+from ..io.products import table_hdu
 from ..spectral.features import load_features, measure_features
 from ..spectral.photometry import BANDS, sky_magnitudes
 from . import _common
-from .extract import FLUX_UNIT
-from .extract import output_path as extract_output
+
+extract_output = products.SKY.path
 
 log = logging.getLogger(__name__)
 
 STAGE = "lines"
-KEY_COLUMNS = ("PLATE", "MJD", "IMG", "CAMERA", "FIB", "ROW")
-LINE_FLUX_UNIT = "10**-17 erg s-1 cm-2"
+KEY_COLUMNS = products.LINES.keys
 
 
 def output_path(out, plate: int, mjd: int) -> Path:
     """Where the lines stage writes plate ``plate`` observed on ``mjd``."""
-    return Path(out) / STAGE / f"{plate:04d}" / f"lines-{plate:04d}-{mjd:05d}.fits"
+    return products.LINES.path(out, plate, mjd)
 
 
-def column_units(features: Table) -> dict[str, str]:
-    """Units of the measurement columns."""
-    units = {}
-    for name in np.asarray(features["NAME"]).astype(str):
-        units[f"{name}_SUM"] = FLUX_UNIT
-        units[f"{name}_MEAN3"] = FLUX_UNIT
-        units[f"{name}_FLUX"] = units[f"{name}_FLUX_ERR"] = LINE_FLUX_UNIT
-        units[f"{name}_CONT"] = units[f"{name}_CONT_ERR"] = FLUX_UNIT
-    for band, _, _ in BANDS:
-        units[band] = "mag arcsec-2"
-    return units
+#: Units of the measurement columns (see :func:`skymodelling.io.products.line_units`).
+column_units = products.line_units
 
 
 def measure_block(wave, flux, ivar, arm: str, features: Table, *, area_arcsec2: float,
@@ -104,14 +96,12 @@ def lines_table(path: Path, config: Config) -> Table:
     return table
 
 
-#: What identifies the upstream output a file was made from (kept for old imports).
-input_signature = _common.output_signature
+#: What identifies the upstream output a file was made from.
+input_signature = products.upstream_signature
 
 
 def lines_plate(task) -> dict:
     """Run the stage on one extract output (a worker task)."""
-    from .extract import table_hdu
-
     source, config, out, strict, force = task
 
     def work(target, plate, mjd, failures):
@@ -120,7 +110,8 @@ def lines_plate(task) -> dict:
         primary = _common.primary_hdu(STAGE, config, PLATE=plate, MJD=mjd, NSPEC=len(table),
                                       FIBAREA=(config.lines.fiber_area_arcsec2,
                                                "fibre solid angle, arcsec2"))
-        write_hdus(target, [primary, table_hdu(table, "LINES", column_units(features))])
+        write_hdus(target, [primary,
+                            table_hdu(table, products.LINES.table, column_units(features))])
         return len(table)
 
     return _common.plate_task(STAGE, source, out, config, strict, target_of=output_path,

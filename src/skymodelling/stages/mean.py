@@ -23,11 +23,12 @@ from astropy.table import Table
 
 from ..config import Config, MeanConfig
 from ..errors import SkyModellingError
+from ..io import products
 from ..io.fitsutil import open_fits, write_hdus
+from ..io.products import FLUX_UNIT, IVAR_UNIT, META_UNITS, table_hdu
 from ..spectral.features import load_features
 from ..spectral.resample import COADD_DLOGLAM, loglam_edges, loglam_grid, resample_flux
 from . import _common
-from .extract import FLUX_UNIT, IVAR_UNIT, META_UNITS, table_hdu
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ EXTNAME = "MEANMETA"
 NOFIBER = 1      # MASK bit 0: no fibre contributes to the pixel
 FEWFIBERS = 2    # MASK bit 1: fewer than min_fibers fibres contribute
 MAD_TO_SIGMA = 1.4826
-KEY_COLUMNS = ("PLATE", "MJD", "IMG", "CAMERA", "ROW")
+KEY_COLUMNS = products.MEAN.keys
 #: Images per camera (``<CAM>_<name>`` HDUs).
 ARRAYS = ("FLUX", "IVAR", "NUSED", "MASK", "DISP")
 #: Extract META columns that differ between the fibres of an exposure (not copied).
@@ -45,7 +46,7 @@ FIBER_COLUMNS = ("FIB", "ROW", "XFOCAL", "YFOCAL", "FIBER_RA", "FIBER_DEC", "OBJ
 
 def output_path(out, plate: int, mjd: int) -> Path:
     """Where the mean stage writes plate ``plate`` observed on ``mjd``."""
-    return Path(out) / STAGE / f"{plate:04d}" / f"mean-{plate:04d}-{mjd:05d}.fits"
+    return products.MEAN.path(out, plate, mjd)
 
 
 def arm_grid(arm: str, config: Config | None = None) -> np.ndarray:
@@ -231,7 +232,7 @@ def _conditions_of(cond: Table | None, rows: np.ndarray) -> dict:
     if cond is None:
         return out
     for name in cond.colnames:
-        if name in _common_keys():
+        if name in products.CONDITIONS.keys:
             continue
         col = cond[name]
         if col.dtype.kind not in "fiu":
@@ -243,30 +244,20 @@ def _conditions_of(cond: Table | None, rows: np.ndarray) -> dict:
     return out
 
 
-def _common_keys():
-    from .enrich import KEY_COLUMNS as ENRICH_KEYS
-
-    return ENRICH_KEYS
-
-
 def _enrich_conditions(path: Path, meta: Table, hdul, out: Path):
     """The enrich table of this extract output and its signature, if complete and current."""
-    from .enrich import meta_checksum, read_conditions
-    from .enrich import output_path as enrich_output
-
-    m = path.name.split("-")
-    cond_path = enrich_output(out, int(m[1]), int(m[2].split(".")[0]))
-    info = _common.marker_info(cond_path)
-    if not cond_path.is_file() or info.get("size") != cond_path.stat().st_size:
+    cond_path = products.CONDITIONS.path(out, *products.SKY.parse(path))
+    if not products.is_complete(cond_path):
         return None, None
-    if info.get("inputs", {}).get("extract_meta") != meta_checksum(hdul["META"]):
+    info = products.marker_info(cond_path)
+    if info.get("inputs", {}).get("extract_meta") != products.meta_checksum(hdul["META"]):
         return None, None
-    cond = read_conditions(cond_path)
+    cond = products.read_conditions(cond_path)
     cond.convert_bytestring_to_unicode()
     if len(cond) != len(meta) or any(np.any(np.asarray(cond[k]) != np.asarray(meta[k]))
-                                     for k in _common_keys()):
+                                     for k in products.CONDITIONS.keys):
         return None, None
-    return cond, _common.output_signature(cond_path)
+    return cond, products.upstream_signature(cond_path)
 
 
 def mean_file(path: Path, config: Config, failures: _common.FailureLog, out: Path,
@@ -282,7 +273,7 @@ def mean_file(path: Path, config: Config, failures: _common.FailureLog, out: Pat
     features = load_features(config.lines.line_list)
     rows_out, arrays, grids = [], {}, {}
     with open_fits(path) as hdul:
-        meta = Table.read(hdul["META"], unit_parse_strict="silent", mask_invalid=False)
+        meta = products.read_table(hdul["META"], "META")
         meta.convert_bytestring_to_unicode()
         cond, enrich_sig = _enrich_conditions(path, meta, hdul, out)
         cameras = np.asarray(meta["CAMERA"]).astype(str)
@@ -343,7 +334,7 @@ def mean_file(path: Path, config: Config, failures: _common.FailureLog, out: Pat
 def _meta_table(rows_out, meta: Table, cond: Table | None) -> Table:
     names = [k for k in meta.colnames if k not in FIBER_COLUMNS] + ["ROW", "NSKY", "NFIBERS"]
     if cond is not None:
-        names += [k for k in cond.colnames if k not in _common_keys()
+        names += [k for k in cond.colnames if k not in products.CONDITIONS.keys
                   and cond[k].dtype.kind in "fiu"]
     if not rows_out:
         return Table({k: np.zeros(0, dtype=meta[k].dtype if k in meta.colnames else float)
@@ -366,17 +357,11 @@ def _meta_table(rows_out, meta: Table, cond: Table | None) -> Table:
 # --------------------------------------------------------------- the runner
 
 def _units(features: Table) -> dict:
-    from .enrich import UNITS as ENRICH_UNITS
-    from .lines import column_units
-
-    return {**META_UNITS, **ENRICH_UNITS, **column_units(features)}
+    return {**META_UNITS, **products.CONDITION_UNITS, **products.line_units(features)}
 
 
 def _hdus(table, arrays, grids, features, primary) -> list:
-    plain = Table(table, copy=False)
-    for name in plain.colnames:
-        plain[name].unit = None   # TUNITn come from the units dict (S10, inHg are no FITS units)
-    hdus = [primary, table_hdu(plain, EXTNAME, _units(features))]
+    hdus = [primary, table_hdu(table, EXTNAME, _units(features))]
     for arm in sorted(grids):
         hdu = fits.ImageHDU(10.0 ** grids[arm], name=f"{arm.upper()}_WAVE")
         hdu.header["BUNIT"] = "Angstrom"
@@ -398,10 +383,9 @@ def _hdus(table, arrays, grids, features, primary) -> list:
 
 def mean_plate(task) -> dict:
     """Run the stage on one extract output (a worker task)."""
-    from .lines import input_signature
-
     source, config, out, strict, force = task
-    inputs = {"extract": input_signature(source), "enrich": _enrich_signature(source, out)}
+    inputs = {"extract": products.upstream_signature(source),
+              "enrich": _enrich_signature(source, out)}
 
     def work(target, plate, mjd, failures):
         table, arrays, grids, enrich_sig = mean_file(source, config, failures, out, strict)
@@ -421,7 +405,7 @@ def mean_plate(task) -> dict:
 def _enrich_signature(source: Path, out: Path):
     """The signature of the current enrich output of ``source`` (None if not usable)."""
     with open_fits(source) as hdul:
-        meta = Table.read(hdul["META"], unit_parse_strict="silent", mask_invalid=False)
+        meta = products.read_table(hdul["META"], "META")
         meta.convert_bytestring_to_unicode()
         return _enrich_conditions(source, meta, hdul, out)[1]
 

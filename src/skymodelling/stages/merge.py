@@ -31,13 +31,14 @@ from astropy.table import Table
 from .._atomic import atomic_path
 from ..config import Config
 from ..errors import SkyModellingError
+from ..io import products
 from ..io.fitsutil import write_hdus
 from . import _common
 
 log = logging.getLogger(__name__)
 
 STAGE = "merge"
-PRODUCTS = ("all", "good", "clean", "removed")
+PRODUCTS = products.CATALOGUES
 REASON_BAD = "plate marked bad in the platelist (PLATEQUALITY)"
 REASON_EXCLUDED = "plate excluded by configuration (exclude_plates)"
 REASON_NO_LINES = "no line measurement is finite and non-zero"
@@ -98,7 +99,7 @@ def counts(meta: Table) -> dict[str, int]:
 
 
 def _units(meta: Table) -> dict[str, str]:
-    """Each column's unit as a FITS unit string (BOSS's inHg, mph kept as written)."""
+    """Each column's unit as a FITS unit string (S10 as its name: it goes to TCOMMn)."""
     units = {}
     for name in meta.colnames:
         unit = getattr(meta[name], "unit", None)
@@ -134,12 +135,10 @@ def _header_cards(config: Config, product: str, stats: dict) -> list[tuple]:
 
 
 def write_fits(path: Path, table: Table, units: dict, cards: list[tuple]) -> None:
-    from .extract import table_hdu
-
     primary = fits.PrimaryHDU()
     for key, value, comment in cards:
         primary.header[key] = (value, comment)
-    write_hdus(path, [primary, table_hdu(_plain(table), "CATALOG", units)])
+    write_hdus(path, [primary, products.table_hdu(_plain(table), "CATALOG", units)])
 
 
 def write_parquet(path: Path, table: Table, units: dict, cards: list[tuple]) -> None:
@@ -196,7 +195,6 @@ def run_merge(out, config: Config | None = None, *, platelist=None,
     force : bool
         Write the catalogue even when it is up to date.
     """
-    from ..dataset import open_dataset
     from ..io.platelist import read_platelist
 
     config = config or Config()
@@ -222,21 +220,22 @@ def run_merge(out, config: Config | None = None, *, platelist=None,
         log.warning("%s: no platelist; PLATEQUALITY unknown, no plate is cut as bad",
                     platelist_path)
         table = None
-    dataset = open_dataset(out)
-    meta = dataset.meta
+    meta, files = products.sky_catalogue(out)
+    if meta is None:
+        raise SkyModellingError(f"{out}: no extracted plate (run skymodelling extract)")
     if "FILE" in meta.colnames:
-        names = np.array([str(f.relative_to(out)) for f in dataset.files])
+        names = np.array([str(f.relative_to(out)) for f in files])
         meta["SKYFILE"] = names[np.asarray(meta["FILE"], dtype=int)]
         meta.remove_column("FILE")
     cuts = select(meta, table, exclude)
     meta["PLATEQUALITY"] = cuts["quality"]
-    products = {"all": meta, "good": meta[cuts["good"]], "clean": meta[cuts["clean"]]}
+    catalogues = {"all": meta, "good": meta[cuts["good"]], "clean": meta[cuts["clean"]]}
     removed = meta[~cuts["clean"]]
     removed["REASON"] = cuts["reason"][~cuts["clean"]]
-    products["removed"] = removed
+    catalogues["removed"] = removed
     units = _units(meta)
-    stats = {name: counts(t) for name, t in products.items()}
-    for name, product in products.items():
+    stats = {name: counts(t) for name, t in catalogues.items()}
+    for name, product in catalogues.items():
         cards = _header_cards(config, name, stats[name])
         for ext, writer in (("fits", write_fits), ("parquet", write_parquet)):
             target = folder / f"{name}.{ext}"
