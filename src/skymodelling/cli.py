@@ -13,15 +13,13 @@ import sys
 
 from . import __version__
 from .errors import SkyModellingError
+from .stages import registry
 
 log = logging.getLogger("skymodelling")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+_positive_int = registry.positive_int
+_plates = registry.plate_list
 
 
 def _cmd_simulate(args) -> int:
@@ -50,14 +48,6 @@ def _cmd_inspect(args) -> int:
     return 0
 
 
-def _plates(text: str) -> list[int]:
-    try:
-        return [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected plate numbers like 3985,4055, got {text}") from None
-
-
 def _report(summary, out) -> int:
     """Print a stage summary; exit code 1 when problems were recorded."""
     print(summary.describe())
@@ -67,66 +57,20 @@ def _report(summary, out) -> int:
     return 0
 
 
-def _cmd_extract(args) -> int:
+def _cmd_stage(args) -> int:
+    """Any one stage (``skymodelling extract|enrich|lines|mean|decompose|merge``)."""
     from .config import load_config
-    from .stages.extract import run_extract
 
-    config = load_config(args.config).replace(
-        "extract", calibration=args.calibration, reference_plate=args.reference_plate,
-        reference_expid=args.reference_expid)
-    summary = run_extract(args.raw, args.out, config, workers=args.workers, plates=args.plates,
-                          strict=args.strict, force=args.force)
+    stage = args.stage
+    config = stage.configure(load_config(args.config), args)
+    run_options = {name: getattr(args, name, None) for name in stage.takes}
+    if stage.name == "merge":
+        run_options["verbose"] = True
+        stage.run(None, args.out, config, force=args.force, **run_options)
+        return 0
+    summary = stage.run(getattr(args, "raw", None), args.out, config, strict=args.strict,
+                        force=args.force, **run_options)
     return _report(summary, args.out)
-
-
-def _cmd_enrich(args) -> int:
-    from .config import load_config
-    from .stages.enrich import run_enrich
-
-    summary = run_enrich(args.out, load_config(args.config), clouds=args.clouds,
-                         workers=args.workers, plates=args.plates, strict=args.strict,
-                         force=args.force)
-    return _report(summary, args.out)
-
-
-def _cmd_lines(args) -> int:
-    from .config import load_config
-    from .stages.lines import run_lines
-
-    config = load_config(args.config).replace("lines", line_list=args.line_list)
-    summary = run_lines(args.out, config, workers=args.workers, strict=args.strict,
-                        force=args.force)
-    return _report(summary, args.out)
-
-
-def _cmd_mean(args) -> int:
-    from .config import load_config
-    from .stages.mean import run_mean
-
-    config = load_config(args.config).replace("mean", min_fibers=args.min_fibers)
-    summary = run_mean(args.out, config, workers=args.workers, strict=args.strict,
-                       force=args.force)
-    return _report(summary, args.out)
-
-
-def _cmd_decompose(args) -> int:
-    from .config import load_config
-    from .stages.decompose import run_decompose
-
-    summary = run_decompose(args.out, load_config(args.config), spectra=args.spectra,
-                            workers=args.workers, strict=args.strict, force=args.force)
-    return _report(summary, args.out)
-
-
-def _cmd_merge(args) -> int:
-    from .config import load_config
-    from .stages.merge import run_merge
-
-    config = load_config(args.config)
-    if args.exclude_plates is not None:
-        config = config.replace("merge", exclude_plates=tuple(args.exclude_plates))
-    run_merge(args.out, config, platelist=args.platelist, force=args.force)
-    return 0
 
 
 def _forced(values):
@@ -261,76 +205,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "depend on it)")
     p.set_defaults(func=_cmd_simulate)
 
-    p = sub.add_parser("extract", help="calibrated sky spectra from every sky fibre")
-    p.add_argument("raw", help="BOSS reduction tree (RAW/<run2d>/<plate>/...)")
-    p.add_argument("out", help="output folder")
-    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
-    p.add_argument("--plates", type=_plates, default=None, help="only these plates: P1,P2,...")
-    p.add_argument("--calibration", choices=("fixed", "exposure"), default=None,
-                   help="fixed reference calibration (default) or each exposure's own")
-    p.add_argument("--reference-plate", type=int, default=None,
-                   help="plate of the reference calibration exposure (default 3985)")
-    p.add_argument("--reference-expid", type=int, default=None,
-                   help="reference calibration exposure (default 114439)")
-    p.add_argument("--config", default=None, help="JSON configuration file")
-    p.add_argument("--strict", action="store_true", help="stop at the first problem")
-    _add_force(p)
-    p.set_defaults(func=_cmd_extract)
-
-    p = sub.add_parser("enrich", help="observing conditions of every extracted sky spectrum")
-    p.add_argument("out", help="output folder of skymodelling extract")
-    p.add_argument("--clouds", default=None, metavar="FILE",
-                   help="photometricity table (FITS or CSV: STARTTAI, ENDTAI, PHOTOMETRIC); "
-                        "without it PHOTO is 0.5")
-    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
-    p.add_argument("--plates", type=_plates, default=None, help="only these plates: P1,P2,...")
-    p.add_argument("--config", default=None, help="JSON configuration file")
-    p.add_argument("--strict", action="store_true", help="stop at the first problem")
-    _add_force(p)
-    p.set_defaults(func=_cmd_enrich)
-
-    p = sub.add_parser("lines", help="line strengths, continuum bands and sky magnitudes")
-    p.add_argument("out", help="output folder of skymodelling extract")
-    p.add_argument("--line-list", default=None, metavar="FILE",
-                   help="feature list (CSV; default: the bundled data/sky_features.csv)")
-    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
-    p.add_argument("--config", default=None, help="JSON configuration file")
-    p.add_argument("--strict", action="store_true", help="stop at the first problem")
-    _add_force(p)
-    p.set_defaults(func=_cmd_lines)
-
-    p = sub.add_parser("mean", help="one mean sky spectrum per exposure and camera")
-    p.add_argument("out", help="output folder of skymodelling extract")
-    p.add_argument("--min-fibers", type=_positive_int, default=None,
-                   help="fewest good sky fibres for a mean (default 10)")
-    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
-    p.add_argument("--config", default=None, help="JSON configuration file")
-    p.add_argument("--strict", action="store_true", help="stop at the first problem")
-    _add_force(p)
-    p.set_defaults(func=_cmd_mean)
-
-    p = sub.add_parser("decompose", help="separate airglow lines from the continuum of every "
-                                         "mean sky spectrum")
-    p.add_argument("out", help="output folder of skymodelling mean")
-    p.add_argument("--spectra", choices=("mean", "fibres"), default="mean",
-                   help="which spectra to decompose: the mean spectra (default) or every "
-                        "sky-fibre spectrum of the extract outputs")
-    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
-    p.add_argument("--config", default=None, help="JSON configuration file")
-    p.add_argument("--strict", action="store_true", help="stop at the first problem")
-    _add_force(p)
-    p.set_defaults(func=_cmd_decompose)
-
-    p = sub.add_parser("merge", help="one catalogue (all, good, clean, removed) in FITS and "
-                                     "Parquet")
-    p.add_argument("out", help="output folder of the earlier stages")
-    p.add_argument("--exclude-plates", type=_plates, default=None, metavar="P1,P2",
-                   help="plates to leave out of the good catalogue")
-    p.add_argument("--platelist", default=None,
-                   help="platelist with PLATEQUALITY (default: OUT/platelist.fits)")
-    p.add_argument("--config", default=None, help="JSON configuration file")
-    _add_force(p)
-    p.set_defaults(func=_cmd_merge)
+    for stage in registry.STAGES:
+        p = sub.add_parser(stage.name, help=stage.help)
+        if stage.needs_raw:
+            p.add_argument("raw", help="BOSS reduction tree (RAW/<run2d>/<plate>/...)")
+        p.add_argument("out", help="output folder" if stage.needs_raw
+                       else "output folder of the earlier stages")
+        for opt in stage.options:
+            p.add_argument(*opt.flags, **opt.kwargs)
+        if "workers" in stage.takes:
+            p.add_argument("--workers", type=_positive_int, default=1,
+                           help="parallel processes")
+        p.add_argument("--config", default=None, help="JSON configuration file")
+        if stage.name != "merge":
+            p.add_argument("--strict", action="store_true", help="stop at the first problem")
+        _add_force(p)
+        p.set_defaults(func=_cmd_stage, stage=stage)
 
     p = sub.add_parser("model", help="fit or apply a predictive sky model (docs/model.md)")
     msub = p.add_subparsers(dest="model_command", required=True, metavar="{fit,predict}")

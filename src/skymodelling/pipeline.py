@@ -28,11 +28,12 @@ from . import __version__
 from .config import Config
 from .errors import SkyModellingError
 from .executors import Executor, make_executor
+from .stages import registry
 from .stages._common import StageSummary, read_failures
 
 log = logging.getLogger(__name__)
 
-STAGES = ("extract", "enrich", "lines", "mean", "decompose", "merge")
+STAGES = registry.NAMES
 LOG_NAME = "run.log"
 _LOG_FAILURES = 20  # problems written out one by one in the log, per stage
 
@@ -125,23 +126,9 @@ def _log_failures(out: Path, stage: str) -> None:
 
 def _run_stage(stage: str, raw, out: Path, config: Config, executor: Executor, *,
                clouds, plates, strict, force=False) -> StageSummary | dict:
-    from .stages import decompose, enrich, extract, lines, mean, merge
-
-    common = {"workers": executor.workers, "strict": strict, "executor": executor,
-              "force": force}
-    if stage == "extract":
-        if raw is None:
-            raise SkyModellingError("extract needs the BOSS reduction tree RAW")
-        return extract.run_extract(raw, out, config, plates=plates, **common)
-    if stage == "enrich":
-        return enrich.run_enrich(out, config, clouds=clouds, plates=plates, **common)
-    if stage == "lines":
-        return lines.run_lines(out, config, **common)
-    if stage == "mean":
-        return mean.run_mean(out, config, **common)
-    if stage == "decompose":
-        return decompose.run_decompose(out, config, **common)
-    return merge.run_merge(out, config, verbose=False, force=force)
+    return registry.get(stage).run(raw, out, config, strict=strict, force=force,
+                                   workers=executor.workers, executor=executor,
+                                   plates=plates, clouds=clouds)
 
 
 def run_pipeline(raw, out, config: Config | None = None, *, first: str = "extract",
