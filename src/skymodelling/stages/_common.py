@@ -293,25 +293,24 @@ def reuse_or_redo(target: Path, stage: str, config, inputs, *, force: bool = Fal
     return False, ""
 
 
-def plate_task(stage: str, source: Path, out, config, strict: bool, *, target_of, inputs,
-               work, force: bool = False) -> dict:
-    """The skeleton of a per-plate task that reads one earlier output file.
+def run_task(stage: str, plate: int, mjd: int, out, config, strict: bool, *, target: Path,
+             inputs, work, force: bool = False, source="") -> dict:
+    """The one skeleton of every per-plate task.
 
-    Skips the plate when its output is complete and was made from the same
-    ``inputs`` with the same settings, tables and algorithm (:func:`reuse_or_redo`;
-    ``force`` redoes it anyway); otherwise calls
-    ``work(target, plate, mjd, failures)``, which writes ``target`` and returns
-    the number of spectra, then marks the output complete. A problem with the
-    input is recorded in ``OUT/failures`` (or raised with ``strict``).
+    Skips the plate when ``target`` is complete and was made from the same ``inputs``
+    with the same settings, tables and algorithm (:func:`reuse_or_redo`; ``force``
+    redoes it anyway); otherwise calls ``work(target, plate, mjd, failures)``, which
+    writes ``target`` atomically, records per-exposure problems in ``failures`` and
+    returns the number of spectra, then marks ``target`` complete. A
+    :class:`~skymodelling.errors.SkyModellingError` or OSError from ``work`` is recorded
+    in ``OUT/failures`` (raised with ``strict``) and leaves no marker. Returns the task's
+    summary dict (plate, mjd, n_spectra, skipped, n_failures, seconds, redone).
     """
     import time
 
     from ..errors import SkyModellingError
 
     t0 = time.perf_counter()
-    header = fits.getheader(source)
-    plate, mjd = int(header["PLATE"]), int(header["MJD"])
-    target = target_of(out, plate, mjd)
     failures = FailureLog(stage, plate, mjd)
     summary = {"plate": plate, "mjd": mjd, "n_spectra": 0, "skipped": False, "n_failures": 0,
                "seconds": 0.0, "redone": ""}
@@ -325,7 +324,8 @@ def plate_task(stage: str, source: Path, out, config, strict: bool, *, target_of
     except (SkyModellingError, OSError) as exc:
         if strict:
             raise
-        failures.add(str(exc), file=source)
+        failures.add(getattr(exc, "reason", None) or str(exc),
+                     file=getattr(exc, "path", None) or source)
         failures.write(out)
         summary["n_failures"] = len(failures.rows)
         return summary
@@ -334,3 +334,28 @@ def plate_task(stage: str, source: Path, out, config, strict: bool, *, target_of
     summary.update(n_spectra=n_spectra, n_failures=len(failures.rows),
                    seconds=time.perf_counter() - t0)
     return summary
+
+
+def task_failure(stage: str, plate: int, mjd: int, out, reason: str, *, file="",
+                 strict: bool = False) -> dict:
+    """A task that cannot start (no input to key it by): record ``reason`` and return the
+    summary dict (raise it as a SkyModellingError with ``strict``)."""
+    from ..errors import SkyModellingError
+
+    if strict:
+        raise SkyModellingError(f"{file}: {reason}" if file else reason)
+    failures = FailureLog(stage, plate, mjd)
+    failures.add(reason, file=file)
+    failures.write(out)
+    return {"plate": plate, "mjd": mjd, "n_spectra": 0, "skipped": False, "n_failures": 1,
+            "seconds": 0.0, "redone": ""}
+
+
+def plate_task(stage: str, source: Path, out, config, strict: bool, *, target_of, inputs,
+               work, force: bool = False) -> dict:
+    """:func:`run_task` for a task that reads one earlier output file ``source`` (its
+    plate and MJD from its header, its output at ``target_of(out, plate, mjd)``)."""
+    header = fits.getheader(source)
+    plate, mjd = int(header["PLATE"]), int(header["MJD"])
+    return run_task(stage, plate, mjd, out, config, strict, target=target_of(out, plate, mjd),
+                    inputs=inputs, work=work, force=force, source=source)

@@ -34,6 +34,7 @@ from ..conditions.zodiacal import zodi_s10
 from ..config import Config, EnrichConfig
 from ..errors import SkyModellingError
 from ..io import products
+from ..io.fitsutil import write_hdus
 from ..io.products import S10, read_conditions, read_meta, table_hdu
 from . import _common
 
@@ -228,58 +229,44 @@ _extract_complete = products.is_complete
 def enrich_file(task_and_config) -> dict:
     """Enrich one extract output (a task for a worker); returns a small summary dict."""
     task, config, phot, out, strict, force = task_and_config
-    t0 = time.perf_counter()
-    failures = _common.FailureLog(STAGE, task.plate, task.mjd)
-    summary = {"plate": task.plate, "mjd": task.mjd, "n_spectra": 0, "skipped": False,
-               "n_failures": 0, "seconds": 0.0}
     where = f"plate {task.plate} MJD {task.mjd}"
-
-    def fail(reason):
-        if strict:
-            raise SkyModellingError(f"{task.source}: {where}: {reason}")
-        failures.add(f"{where}: {reason}", file=task.source)
-        failures.write(out)
-        summary["n_failures"] = len(failures.rows)
-        return summary
-
     if not _extract_complete(task.source):
-        return fail("extract output is incomplete (no matching completion marker); "
-                    "rerun skymodelling extract")
+        return _common.task_failure(
+            STAGE, task.plate, task.mjd, out, f"{where}: extract output is incomplete (no "
+            "matching completion marker); rerun skymodelling extract", file=task.source,
+            strict=strict)
     try:
         meta, checksum = read_meta(task.source)
     except (SkyModellingError, KeyError) as exc:
-        return fail(f"cannot read META ({exc})")
+        return _common.task_failure(STAGE, task.plate, task.mjd, out,
+                                    f"{where}: cannot read META ({exc})", file=task.source,
+                                    strict=strict)
     inputs = {"extract_meta": checksum, "clouds": phot.checksum if phot else ""}
-    target = output_path(out, task.plate, task.mjd)
-    skip, summary["redone"] = _common.reuse_or_redo(target, STAGE, config, inputs, force=force,
-                                                    where=f"{task.plate:04d}-{task.mjd:05d}")
-    if skip:
-        summary.update(skipped=True, n_spectra=_common.marker_info(target).get("n_rows", 0))
-        return summary
-    problems = []
-    try:
-        cond = enrich_meta(meta, config=config.enrich, photometricity=phot, problems=problems)
-    except EnrichInputError as exc:
-        return fail(str(exc))
-    for reason in problems:
-        if strict:
-            raise SkyModellingError(f"{task.source}: {where}: {reason}")
-        failures.add(f"{where}: {reason}", file=task.source)
-    primary = _common.primary_hdu(
-        STAGE, config, PLATE=task.plate, MJD=task.mjd, NROWS=len(cond),
-        EXTRACT=(task.source.name, "extract output enriched"),
-        EXTSUM=(checksum, "hash of its META table"),
-        PHOTFILE=(Path(phot.source).name if phot else "", "photometricity table"),
-        PHOTSUM=(phot.checksum if phot else "", "hash of the photometricity windows"),
-        POINTING=(config.enrich.pointing, "fiber: FIBER_RA/DEC; boresight: RA/DEC"))
-    from ..io.fitsutil import write_hdus
 
-    write_hdus(target, [primary, table_hdu(cond, EXTNAME, UNITS)])
-    _common.mark_complete(target, STAGE, config, inputs, n_rows=len(cond))
-    failures.write(out)
-    summary.update(n_spectra=len(cond), n_failures=len(failures.rows),
-                   seconds=time.perf_counter() - t0)
-    return summary
+    def work(target, plate, mjd, failures):
+        problems = []
+        try:
+            cond = enrich_meta(meta, config=config.enrich, photometricity=phot,
+                               problems=problems)
+        except EnrichInputError as exc:
+            raise SkyModellingError(f"{where}: {exc}") from None
+        for reason in problems:
+            if strict:
+                raise SkyModellingError(f"{task.source}: {where}: {reason}")
+            failures.add(f"{where}: {reason}", file=task.source)
+        primary = _common.primary_hdu(
+            STAGE, config, PLATE=plate, MJD=mjd, NROWS=len(cond),
+            EXTRACT=(task.source.name, "extract output enriched"),
+            EXTSUM=(checksum, "hash of its META table"),
+            PHOTFILE=(Path(phot.source).name if phot else "", "photometricity table"),
+            PHOTSUM=(phot.checksum if phot else "", "hash of the photometricity windows"),
+            POINTING=(config.enrich.pointing, "fiber: FIBER_RA/DEC; boresight: RA/DEC"))
+        write_hdus(target, [primary, table_hdu(cond, EXTNAME, UNITS)])
+        return len(cond)
+
+    return _common.run_task(STAGE, task.plate, task.mjd, out, config, strict,
+                            target=output_path(out, task.plate, task.mjd), inputs=inputs,
+                            work=work, force=force, source=task.source)
 
 
 # --------------------------------------------------------------- the stage

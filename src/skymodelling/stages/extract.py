@@ -421,79 +421,60 @@ def input_signature(task: PlateTask, refs) -> dict:
 def extract_plate(task_and_config) -> dict:
     """Extract one plate-MJD (a task for a worker); returns a small summary dict."""
     task, config, refs, out, strict, force = task_and_config
-    t0 = time.perf_counter()
-    failures = _common.FailureLog(STAGE, task.plate, task.mjd)
-    summary = {"plate": task.plate, "mjd": task.mjd, "n_spectra": 0, "skipped": False,
-               "n_failures": 0, "seconds": 0.0, "redone": ""}
     if task.spplate is None:
-        failures.add("plate folder holds no spPlate file", file=task.folder)
-        failures.write(out)
-        summary["n_failures"] = 1
-        if strict:
-            raise SkyModellingError(f"{task.folder}: plate folder holds no spPlate file")
-        return summary
-    target = output_path(out, task.plate, task.mjd)
-    inputs = input_signature(task, refs)
-    skip, summary["redone"] = _common.reuse_or_redo(target, STAGE, config, inputs, force=force,
-                                                    where=task.name)
-    if skip:
-        summary["skipped"] = True
-        summary["n_spectra"] = _common.marker_info(target).get("n_spectra", 0)
-        return summary
-    try:
+        return _common.task_failure(STAGE, task.plate, task.mjd, out,
+                                    "plate folder holds no spPlate file", file=task.folder,
+                                    strict=strict)
+
+    def work(target, plate, mjd, failures):
         exposures = _exposures_of(task, failures)
-    except BossFileError as exc:
-        if strict:
-            raise
-        failures.add(exc.reason, file=exc.path)
-        failures.write(out)
-        summary["n_failures"] = len(failures.rows)
-        return summary
-    blocks = {cam: _CameraBlock() for cam in paths.CAMERAS}
-    for camera, expid in exposures:
-        try:
-            got = _read_camera_exposure(task, camera, expid, config, refs)
-        except BossFileError as exc:
-            if strict:
-                raise
-            failures.add(exc.reason, expid=expid, camera=camera, file=exc.path)
-            continue
-        if got is None:
-            failures.add("no OBJTYPE 'SKY' fibre in the plugmap", expid=expid, camera=camera)
-            continue
-        block = blocks[camera]
-        block.meta.append(got["meta"])
-        for name in ("wave", "flux", "ivar", "mask", "disp"):
-            getattr(block, name).append(got[name])
-    hdus, metas = [], []
-    for camera in paths.CAMERAS:
-        block = blocks[camera]
-        if not block.meta:
-            continue
-        arrays = _trim(block, *config.extract.wave_range(camera))
-        if arrays is None:
-            failures.add("no pixel inside the kept wavelength range", camera=camera)
-            continue
-        meta = Table({k: np.concatenate([m[k] for m in block.meta]) for k in block.meta[0]})
-        meta["ROW"] = np.arange(len(meta), dtype=np.int32)
-        metas.append(meta)
-        for name, arr in arrays.items():
-            hdu = fits.ImageHDU(arr, name=f"{camera.upper()}_{name}")
-            if _ARRAY_UNITS[name]:
-                hdu.header["BUNIT"] = _ARRAY_UNITS[name]
-            hdus.append(hdu)
-    meta = _meta_table(metas)
-    primary = _common.primary_hdu(
-        STAGE, config, PLATE=task.plate, MJD=task.mjd, RUN2D=task.run2d, NSPEC=len(meta),
-        CALIB=config.extract.calibration,
-        REFEXPID=config.extract.reference_expid if config.extract.calibration == "fixed" else -1)
-    meta_hdu = table_hdu(meta, "META", META_UNITS)
-    write_hdus(target, [primary, meta_hdu, *hdus])
-    _common.mark_complete(target, STAGE, config, inputs, n_spectra=len(meta))
-    failures.write(out)
-    summary.update(n_spectra=len(meta), n_failures=len(failures.rows),
-                   seconds=time.perf_counter() - t0)
-    return summary
+        blocks = {cam: _CameraBlock() for cam in paths.CAMERAS}
+        for camera, expid in exposures:
+            try:
+                got = _read_camera_exposure(task, camera, expid, config, refs)
+            except BossFileError as exc:
+                if strict:
+                    raise
+                failures.add(exc.reason, expid=expid, camera=camera, file=exc.path)
+                continue
+            if got is None:
+                failures.add("no OBJTYPE 'SKY' fibre in the plugmap", expid=expid,
+                             camera=camera)
+                continue
+            block = blocks[camera]
+            block.meta.append(got["meta"])
+            for name in ("wave", "flux", "ivar", "mask", "disp"):
+                getattr(block, name).append(got[name])
+        hdus, metas = [], []
+        for camera in paths.CAMERAS:
+            block = blocks[camera]
+            if not block.meta:
+                continue
+            arrays = _trim(block, *config.extract.wave_range(camera))
+            if arrays is None:
+                failures.add("no pixel inside the kept wavelength range", camera=camera)
+                continue
+            meta = Table({k: np.concatenate([m[k] for m in block.meta]) for k in block.meta[0]})
+            meta["ROW"] = np.arange(len(meta), dtype=np.int32)
+            metas.append(meta)
+            for name, arr in arrays.items():
+                hdu = fits.ImageHDU(arr, name=f"{camera.upper()}_{name}")
+                if _ARRAY_UNITS[name]:
+                    hdu.header["BUNIT"] = _ARRAY_UNITS[name]
+                hdus.append(hdu)
+        meta = _meta_table(metas)
+        primary = _common.primary_hdu(
+            STAGE, config, PLATE=plate, MJD=mjd, RUN2D=task.run2d, NSPEC=len(meta),
+            CALIB=config.extract.calibration,
+            REFEXPID=(config.extract.reference_expid if config.extract.calibration == "fixed"
+                      else -1))
+        write_hdus(target, [primary, table_hdu(meta, products.SKY.table, META_UNITS), *hdus])
+        return len(meta)
+
+    return _common.run_task(STAGE, task.plate, task.mjd, out, config, strict,
+                            target=output_path(out, task.plate, task.mjd),
+                            inputs=input_signature(task, refs), work=work, force=force,
+                            source=task.folder)
 
 
 def _meta_table(metas: list[Table]) -> Table:
