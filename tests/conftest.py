@@ -43,3 +43,21 @@ def reference_dir() -> Path:
     if not ref.is_dir():
         pytest.skip("shared/reference is not available on this machine")
     return ref
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A one-node SLURM (munged, slurmctld, slurmd) on this host, for the session.
+
+    Skips when the Debian packages ``slurm-wlm`` and ``munge`` are not installed, when not
+    root, or when the node does not come up idle within 30 s. See ``tests/slurm_cluster.py``.
+    """
+    from slurm_cluster import SlurmCluster, SlurmUnavailable
+
+    cluster = SlurmCluster(startup_timeout=30.0)
+    try:
+        cluster.start()
+    except SlurmUnavailable as exc:
+        pytest.skip(f"no single-node SLURM here: {exc}")
+    yield cluster
+    cluster.stop()
