@@ -10,22 +10,87 @@ consumable (``select/cons_tres``); one partition, ``debug``. Clients find it thr
 ``SLURM_CONF``, which :meth:`SlurmCluster.start` sets in this process (so ``sinfo``,
 ``sbatch`` and jobs submitted from here, which inherit the environment, use it).
 
-:meth:`SlurmCluster.stop` stops the three daemons it started, by their pid, and removes the
-folder.
+:meth:`SlurmCluster.stop` cancels every job, stops the three daemons it started, by their
+pid, then ends any process still running with this cluster's ``SLURM_CONF`` in its
+environment (a job's processes that outlived it), and removes the folder. It runs however
+the tests end: normally, on an exception, at interpreter exit (``atexit``) and on SIGTERM
+(a handler installed while the cluster runs). If this process is killed outright, the
+daemons get SIGTERM from the kernel (``PR_SET_PDEATHSIG``) and stop themselves.
+
+:func:`watchdog` bounds a test's time: past its limit it raises :class:`TestTimedOut` in
+the main thread (whatever it was waiting for), and if that does not end the wait, it stops
+every cluster and exits the process, so a wedged test can never hang CI.
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
+import ctypes
+import faulthandler
 import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
+
+#: Clusters started and not yet stopped (the watchdog and atexit stop them).
+_RUNNING: list[SlurmCluster] = []
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """preexec_fn: SIGTERM this daemon when the process that started it dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class TestTimedOut(Exception):  # noqa: N818  (reads as what happened in pytest's report)
+    """A test ran past its :func:`watchdog` limit."""
+
+
+@contextlib.contextmanager
+def watchdog(seconds: float, what: str = "test", grace: float = 30.0):
+    """Raise :class:`TestTimedOut` in the main thread after ``seconds``.
+
+    The exception is delivered between two bytecodes of the main thread, so any Python-level
+    wait (polling loops, ``as_completed``, ``subprocess.run(timeout=...)``) ends at once. If
+    the main thread is still inside the block ``grace`` seconds later (stuck in a C call),
+    every thread's traceback goes to stderr, every running cluster is stopped and the
+    process exits with code 3.
+    """
+    main = threading.main_thread().ident
+    done = threading.Event()
+    exc = type("TestTimedOut", (TestTimedOut,),
+               {"__init__": lambda self: Exception.__init__(
+                   self, f"{what} did not finish within {seconds:.0f} s (watchdog)")})
+
+    def fire():
+        if done.wait(seconds):
+            return
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(main), ctypes.py_object(exc))
+        if done.wait(grace):
+            return
+        sys.stderr.write(f"\n{what} is stuck {grace:.0f} s after its time limit; stopping the "
+                         "SLURM daemons and exiting\n")
+        faulthandler.dump_traceback(all_threads=True)
+        for cluster in list(_RUNNING):
+            cluster.stop()
+        os._exit(3)
+
+    thread = threading.Thread(target=fire, name="watchdog", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 class SlurmUnavailable(RuntimeError):
@@ -56,8 +121,9 @@ class SlurmCluster:
         self.conf: Path | None = None
         self.node = None
         self.cpus = 0
-        self._procs: dict[str, int] = {}
+        self._popen: dict[str, subprocess.Popen] = {}
         self._old_env: dict[str, str | None] = {}
+        self._old_sigterm = None
 
     # ---------------------------------------------------------------- start
     def start(self) -> SlurmCluster:
@@ -69,6 +135,8 @@ class SlurmCluster:
         if os.geteuid() != 0:
             raise SlurmUnavailable("starting slurmctld/slurmd needs root")
         self.root = Path(tempfile.mkdtemp(prefix="slurm-test-"))
+        _RUNNING.append(self)
+        self._catch_sigterm()
         try:
             self._start()
         except BaseException:
@@ -133,6 +201,23 @@ PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
         self._daemon("slurmd", ["slurmd", "-D", "-f", str(self.conf), "-N", self.node])
         self._wait(self._idle, "the node did not come up idle in sinfo")
 
+    def _catch_sigterm(self) -> None:
+        """Stop the cluster on SIGTERM, then let the previous handler act."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum, frame):
+            self.stop()
+            if callable(previous):
+                previous(signum, frame)
+            else:
+                signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        self._old_sigterm = previous
+        signal.signal(signal.SIGTERM, on_sigterm)
+
     def _set_env(self, name: str, value: str) -> None:
         self._old_env.setdefault(name, os.environ.get(name))
         os.environ[name] = value
@@ -141,16 +226,15 @@ PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
         log = open(self.root / "log" / f"{name}.stdout", "wb")  # noqa: SIM115
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=_die_with_parent,
                                 env={**os.environ, "SLURM_CONF": str(self.conf)})
         log.close()
-        self._procs[name] = proc.pid
-        self._popen = getattr(self, "_popen", {})
         self._popen[name] = proc
 
     def _wait(self, ready, what: str) -> None:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
-            for name, proc in getattr(self, "_popen", {}).items():
+            for name, proc in self._popen.items():
                 if proc.poll() is not None:
                     raise SlurmUnavailable(f"{name} exited ({proc.returncode}): "
                                            f"{self._tail(name)}")
@@ -216,11 +300,15 @@ PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
 
     # ---------------------------------------------------------------- stop
     def stop(self) -> None:
-        """Cancel leftover jobs, stop the daemons this object started, remove the folder."""
-        popen = getattr(self, "_popen", {})
-        if "slurmctld" in popen and popen["slurmctld"].poll() is None:
-            subprocess.run(["scancel", "--full", "--user", "root"], capture_output=True,
-                           timeout=30, check=False)
+        """Cancel every job, stop the daemons this object started, end what is left of the
+        jobs' processes, remove the folder. Safe to call twice, from any thread."""
+        popen = self._popen
+        ctld = popen.get("slurmctld")
+        if ctld is not None and ctld.poll() is None:
+            with contextlib.suppress(Exception):
+                subprocess.run(["scancel", "--full", "--user", "root"], capture_output=True,
+                               timeout=20, check=False)
+                self.wait_idle(timeout=20)         # let slurmd end the jobs' processes
         for name in reversed(DAEMONS):        # slurmd, slurmctld, then munged
             proc = popen.get(name)
             if proc is None or proc.poll() is not None:
@@ -231,20 +319,49 @@ PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
-        self._procs.clear()
         popen.clear()
+        if self.conf is not None:
+            for pid in self.leftovers():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         for name, value in self._old_env.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
         self._old_env.clear()
+        if self._old_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+            self._old_sigterm = None
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
+        if self in _RUNNING:
+            _RUNNING.remove(self)
+
+    def leftovers(self) -> list[int]:
+        """Pids of processes (other than this one) with this cluster's SLURM_CONF set."""
+        mark = f"SLURM_CONF={self.conf}".encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                env = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if mark in env.split(b"\0"):
+                found.append(int(entry.name))
+        return found
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
         self.stop()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for cluster in list(_RUNNING):
+        cluster.stop()

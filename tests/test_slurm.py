@@ -24,9 +24,27 @@ from skymodelling.pipeline import run_pipeline
 pytest.importorskip("distributed")
 pytest.importorskip("dask_jobqueue")
 
+from slurm_cluster import watchdog  # noqa: E402
 from test_run import assert_same_outputs  # noqa: E402  (the comparison of the engine tests)
 
-JOB_TIMEOUT = 300.0   # s, for a whole pipeline run in a batch job
+TESTS = Path(__file__).resolve().parent
+
+JOB_TIMEOUT = 150.0   # s, for a whole pipeline run in a batch job
+
+#: Time limit of each test (s), enforced by the watchdog so that no test can hang CI.
+LIMITS = {"test_slurm_workers_are_batch_jobs_without_malloc_trim": 90,
+          "test_slurm_refuses_a_bad_partition_in_one_line": 60,
+          "test_option1_slurmcluster_jobs_give_the_pool_dataset": 180,
+          "test_option2_one_allocation_gives_the_pool_dataset": 180,
+          "test_a_job_cancelled_mid_run_and_run_again_gives_the_pool_dataset": 240}
+
+
+@pytest.fixture(autouse=True)
+def _time_limit(request):
+    """Every test here ends within its limit, or fails with TestTimedOut."""
+    name = request.node.name
+    with watchdog(LIMITS.get(name, 60), what=name):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +71,19 @@ def pool_run(tree, tmp_path_factory):
 
 @pytest.fixture
 def jobqueue(tmp_path, monkeypatch):
-    """dask-jobqueue's configuration for the test cluster: loopback, short wall time."""
+    """dask-jobqueue's configuration for the test cluster: loopback, short wall time.
+
+    The prologue puts tests/ on the workers' path: they unpickle functions of this module
+    by reference. (A task a worker cannot unpickle is no error in distributed: the worker
+    drops the message and the client waits forever.)
+    """
     import dask
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)   # jobs inherit our env
     settings = {"jobqueue.slurm.interface": "lo", "jobqueue.slurm.walltime": "00:15:00",
                 "jobqueue.slurm.queue": "debug",
+                "jobqueue.slurm.job-script-prologue": [f"export PYTHONPATH={TESTS}:$PYTHONPATH"],
                 "jobqueue.slurm.log-directory": str(tmp_path / "logs"),
                 "jobqueue.slurm.local-directory": str(tmp_path / "dask")}
     with dask.config.set(settings):
@@ -75,11 +99,12 @@ def test_slurm_workers_are_batch_jobs_without_malloc_trim(slurm_cluster, jobqueu
     from skymodelling.slurm import SlurmExecutor
 
     with caplog.at_level("WARNING", logger="skymodelling"):
-        with SlurmExecutor(jobs=2) as ex:
+        with SlurmExecutor(jobs=2, wait_timeout=60) as ex:
             script = ex._cluster.job_script()
             seen = set(ex.map_unordered(_job_environment, range(20)))
             jobs = set(slurm_cluster.jobs())
     assert "#SBATCH -p debug" in script and "#SBATCH --mem=2G" in script
+    assert f"\nexport PYTHONPATH={TESTS}:$PYTHONPATH\nexport DASK_DISTRIBUTED__NANNY" in script
     assert {trim for _, trim in seen} == {None}
     job_ids = {job for job, _ in seen}
     assert None not in job_ids and job_ids <= jobs
@@ -95,7 +120,7 @@ def test_slurm_refuses_a_bad_partition_in_one_line(slurm_cluster, jobqueue):
 
     with dask.config.set({"jobqueue.slurm.queue": "nosuchpartition"}):
         with pytest.raises(SkyModellingError, match="SLURM refuses the worker job") as err:
-            SlurmExecutor(jobs=1)
+            SlurmExecutor(jobs=1, wait_timeout=30)
     assert "\n" not in str(err.value)
     assert slurm_cluster.jobs() == []
 
@@ -207,3 +232,14 @@ def test_check_slurm_says_when_no_controller_answers(monkeypatch, tmp_path):
     with pytest.raises(SkyModellingError, match="no SLURM cluster reachable") as err:
         check_slurm(timeout=60)
     assert "\n" not in str(err.value)
+
+
+def test_watchdog_ends_a_wait_that_would_hang():
+    from slurm_cluster import TestTimedOut
+
+    start = time.monotonic()
+    with pytest.raises(TestTimedOut, match="stuck loop did not finish within 1 s"):
+        with watchdog(1, what="stuck loop"):
+            while True:
+                time.sleep(0.05)
+    assert time.monotonic() - start < 5
