@@ -1,7 +1,7 @@
 """The pipeline on a real (one-node) SLURM: both routes of docs/run.md, and a killed job.
 
 The cluster is the session fixture ``slurm_cluster`` (tests/slurm_cluster.py); every test
-here skips when it cannot start. The tree is simulated once (2 plates x 1 exposure) and run
+here skips when it cannot start. The tree (1 plate x 1 exposure, simulated once) is run
 once on the local process pool; each SLURM route must give the same dataset
 (``assert_same_outputs`` of tests/test_run.py: every file byte for byte, the catalogue apart
 from its creation DATE).
@@ -48,14 +48,10 @@ def _time_limit(request):
 
 
 @pytest.fixture(scope="module")
-def tree(slurm_cluster, tmp_path_factory):
-    """2 plates x 1 exposure (simulated only when the cluster is up); removed afterwards."""
-    from skymodelling.simulate.tree import simulate_tree
-
-    raw = tmp_path_factory.mktemp("slurm-sim") / "raw"
-    simulate_tree(raw, n_plates=2, n_exposures=1, seed=1)
-    yield raw
-    shutil.rmtree(raw, ignore_errors=True)
+def tree(slurm_cluster, request):
+    """The smallest simulated tree of the suite (conftest ``noiseless_tree``: 1 plate x 1
+    exposure), asked for only once the cluster is up."""
+    return request.getfixturevalue("noiseless_tree")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +60,7 @@ def pool_run(tree, tmp_path_factory):
     out = tmp_path_factory.mktemp("slurm-pool") / "out"
     with ProcessExecutor(2) as ex:
         summary = run_pipeline(tree, out, executor=ex, show=False)
-    assert summary.n_failures == 0 and summary.stages[0].n_done == 2
+    assert summary.n_failures == 0 and summary.stages[0].n_done == 1
     yield out
     shutil.rmtree(out, ignore_errors=True)
 
