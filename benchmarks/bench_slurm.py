@@ -109,7 +109,7 @@ machine, `SlurmExecutor(jobs={args.jobs})` (one single-threaded worker per job, 
 | what | measured |
 |---|---|
 | cluster start (daemons until the node is idle in `sinfo`) | {t_cluster:.1f} s |
-| job start latency: {args.jobs} jobs submitted until every worker is connected and warm | {t_start:.1f} s |
+| job start latency: {args.jobs} jobs submitted until all workers are warm | {t_start:.1f} s |
 | trivial tasks through the executor | {rate:.0f} tasks/s |
 | pipeline, 1 plate x 1 exposure, on the SLURM workers | {t_slurm:.1f} s |
 | the same on a process pool of {args.jobs} | {t_pool:.1f} s |
