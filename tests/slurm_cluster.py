@@ -14,8 +14,10 @@ consumable (``select/cons_tres``); one partition, ``debug``. Clients find it thr
 pid, then ends any process still running with this cluster's ``SLURM_CONF`` in its
 environment (a job's processes that outlived it), and removes the folder. It runs however
 the tests end: normally, on an exception, at interpreter exit (``atexit``) and on SIGTERM
-(a handler installed while the cluster runs). If this process is killed outright, the
-daemons get SIGTERM from the kernel (``PR_SET_PDEATHSIG``) and stop themselves.
+(a handler installed while the cluster runs). If this process is killed outright (SIGKILL),
+the daemons get SIGTERM from the kernel (``PR_SET_PDEATHSIG``) and stop themselves (checked
+by hand), but a job still running then (its ``slurmstepd`` and processes) and the folder are
+left behind.
 
 :func:`watchdog` bounds a test's time: past its limit it raises :class:`TestTimedOut` in
 the main thread (whatever it was waiting for), and if that does not end the wait, it stops
