@@ -45,9 +45,10 @@ def reference_dir() -> Path:
     return ref
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def slurm_cluster():
-    """A one-node SLURM (munged, slurmctld, slurmd) on this host, for the session.
+    """A one-node SLURM (munged, slurmctld, slurmd) on this host, for the tests of a module
+    (stopped, every daemon and job, when the module's tests are done or fail).
 
     Skips when the Debian packages ``slurm-wlm`` and ``munge`` are not installed, when not
     root, or when the node does not come up idle within 30 s. See ``tests/slurm_cluster.py``.
