@@ -45,6 +45,25 @@ def reference_dir() -> Path:
     return ref
 
 
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """A one-node SLURM (munged, slurmctld, slurmd) on this host, for the tests of a module
+    (stopped, every daemon and job, when the module's tests are done or fail).
+
+    Skips when the Debian packages ``slurm-wlm`` and ``munge`` are not installed, when not
+    root, or when the node does not come up idle within 30 s. See ``tests/slurm_cluster.py``.
+    """
+    from slurm_cluster import SlurmCluster, SlurmUnavailable
+
+    cluster = SlurmCluster(startup_timeout=30.0)
+    try:
+        cluster.start()
+    except SlurmUnavailable as exc:
+        pytest.skip(f"no single-node SLURM here: {exc}")
+    yield cluster
+    cluster.stop()
+
+
 def kill_when(args, out: Path, marker_glob: str, timeout: float = 300.0) -> list[Path]:
     """Run ``python -m skymodelling ARGS``, SIGKILL it as soon as ``out.glob(marker_glob)``
     finds a file (or after ``timeout`` s); return what the glob finds then."""

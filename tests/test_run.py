@@ -87,7 +87,7 @@ def test_make_executor_choices():
     with make_executor("process", workers=2) as ex:
         assert isinstance(ex, ProcessExecutor) and ex.workers == 2
     with pytest.raises(SkyModellingError, match="unknown executor"):
-        make_executor("slurm")
+        make_executor("nonsense")
 
 
 def _files(out: Path) -> list[str]:

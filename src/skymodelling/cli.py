@@ -92,9 +92,11 @@ def _cmd_run(args) -> int:
 
     if args.executor != "dask" and (args.scheduler or args.dask_workers):
         raise SkyModellingError("--scheduler and --dask-workers need --executor dask")
+    if args.executor != "slurm" and args.jobs:
+        raise SkyModellingError("--jobs needs --executor slurm")
     config = load_config(args.config)
     with make_executor(args.executor, workers=args.workers, scheduler=args.scheduler,
-                       dask_workers=args.dask_workers) as executor:
+                       dask_workers=args.dask_workers, jobs=args.jobs) as executor:
         print(f"running {args.first} -> {args.last} on {executor.describe()}; "
               f"log in {args.out}/run.log", flush=True)
         summary = run_pipeline(args.raw, args.out, config, first=args.first, last=args.last,
@@ -172,14 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="last", choices=STAGES, default=STAGES[-1],
                    help="last stage to run (default merge)")
     p.add_argument("--executor", choices=EXECUTORS, default="process",
-                   help="local process pool (default), a Dask cluster, or serial in this "
-                        "process")
+                   help="local process pool (default), a Dask cluster, Dask workers as SLURM "
+                        "jobs (dask-jobqueue), or serial in this process")
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="processes of the local pool (default: CPUs, at most 4)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="Dask scheduler address (tcp://host:8786) or scheduler file")
     p.add_argument("--dask-workers", type=_positive_int, default=None, metavar="N",
                    help="without --scheduler: start a local Dask cluster of N processes")
+    p.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                   help="with --executor slurm: submit N batch jobs of Dask workers (default 1; "
+                        "sizes from jobqueue.slurm in the Dask configuration)")
     p.add_argument("--plates", type=_plates, default=None,
                    help="only these plates (extract and enrich): P1,P2,...")
     p.add_argument("--clouds", default=None, metavar="FILE",

@@ -11,7 +11,9 @@ function over tasks and hand back the results as they complete:
   alive across the stages of a run;
 * :class:`DaskExecutor`: a ``dask.distributed`` cluster, either an existing one
   (``scheduler="tcp://host:8786"``, e.g. started by dask-jobqueue on SLURM) or a
-  ``LocalCluster`` of ``n_workers`` single-threaded processes.
+  ``LocalCluster`` of ``n_workers`` single-threaded processes;
+* :class:`skymodelling.slurm.SlurmExecutor`: the Dask executor on workers that
+  dask-jobqueue submits as SLURM batch jobs.
 
 The outputs do not depend on the executor, bit for bit (tested): tasks never
 share state, every output file is written by exactly one task, and every task
@@ -39,7 +41,7 @@ from .errors import SkyModellingError
 
 log = logging.getLogger(__name__)
 
-EXECUTORS = ("process", "dask", "serial")
+EXECUTORS = ("process", "dask", "slurm", "serial")
 
 #: The Dask setting that sets MALLOC_TRIM_THRESHOLD_ in the workers' environment.
 NANNY_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
@@ -264,13 +266,15 @@ class DaskExecutor(Executor):
 
 
 def make_executor(kind: str = "process", *, workers: int | None = None,
-                  scheduler: str | None = None, dask_workers: int | None = None) -> Executor:
-    """The executor called ``kind`` (``process``, ``dask`` or ``serial``).
+                  scheduler: str | None = None, dask_workers: int | None = None,
+                  jobs: int | None = None) -> Executor:
+    """The executor called ``kind`` (``process``, ``dask``, ``slurm`` or ``serial``).
 
     ``workers`` is the size of the process pool (default: CPUs, at most 4; 1
     gives a serial run in this process); ``scheduler`` / ``dask_workers``
     configure the Dask engine (an existing cluster, or a local one of that
-    many processes).
+    many processes); ``jobs`` is the number of SLURM jobs of the slurm engine
+    (default 1; their sizes come from ``jobqueue.slurm`` in the Dask configuration).
     """
     if kind == "serial":
         return SerialExecutor()
@@ -279,6 +283,10 @@ def make_executor(kind: str = "process", *, workers: int | None = None,
         return SerialExecutor() if n == 1 else ProcessExecutor(n)
     if kind == "dask":
         return DaskExecutor(scheduler=scheduler, n_workers=dask_workers or workers)
+    if kind == "slurm":
+        from .slurm import SlurmExecutor
+
+        return SlurmExecutor(jobs=jobs or 1)
     raise SkyModellingError(f"unknown executor {kind!r}; choose from {', '.join(EXECUTORS)}")
 
 
