@@ -1,0 +1,173 @@
+"""Archive paths of the BOSS files extract reads, built with ``sdss-access``.
+
+The archive (SAS) layout of a data release, e.g. DR12::
+
+    <base>/sas/dr12/boss/spectro/redux/platelist.fits
+    <base>/sas/dr12/boss/spectro/redux/<run2d>/<plate4>/spPlate-<plate4>-<mjd5>.fits
+    <base>/sas/dr12/boss/spectro/redux/<run2d>/<plate4>/spFrame-<cam>-<expid8>.fits.gz
+    ...
+
+Locally the tree is kept relative to the ``redux`` folder (``RAW/platelist.fits``,
+``RAW/<run2d>/<plate4>/...``), which is what ``skymodelling run RAW OUT`` reads.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ..config import Config
+from ..errors import SkyModellingError
+from ..io import paths
+
+log = logging.getLogger(__name__)
+
+#: The public SDSS data server.
+DEFAULT_BASE_URL = "https://data.sdss.org"
+#: Releases with BOSS/eBOSS spectro redux trees.
+RELEASES = tuple(f"DR{n}" for n in range(9, 18))
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file to fetch: its path relative to the redux folder and its URL."""
+
+    relpath: str       # e.g. "v5_7_0/3985/spFrame-b1-00114439.fits.gz"
+    url: str
+
+    def local(self, raw) -> Path:
+        return Path(raw) / self.relpath
+
+
+class Archive:
+    """Paths and URLs of one release's BOSS spectro redux tree.
+
+    Parameters
+    ----------
+    release : str
+        ``DR9`` ... ``DR17`` (default ``DR12``).
+    base_url : str
+        Server root; the archive is under ``<base_url>/sas/``.
+
+    Examples
+    --------
+    >>> a = Archive("DR12", base_url="http://127.0.0.1:8000")   # doctest: +SKIP
+    >>> a.frame_file("spFrame", "v5_7_0", 3985, "b1", 114439).url  # doctest: +SKIP
+    'http://127.0.0.1:8000/sas/dr12/boss/spectro/redux/v5_7_0/3985/spFrame-b1-00114439.fits.gz'
+    """
+
+    def __init__(self, release: str = "DR12", base_url: str = DEFAULT_BASE_URL):
+        release = release.upper()
+        if release not in RELEASES:
+            raise SkyModellingError(f"release {release!r}: expected one of {', '.join(RELEASES)}")
+        try:
+            from sdss_access.path import Path as SdssPath
+        except ImportError as exc:
+            raise SkyModellingError(
+                "sdss-access is not installed: pip install 'skymodelling[fetch]'") from exc
+        self.release = release
+        self.base_url = base_url.rstrip("/")
+        self._path = SdssPath(release=release, preserve_envvars=True)
+        # the redux folder, relative to the SAS root: the platelist template's folder
+        # minus its run2d component ("dr12/boss/spectro/redux")
+        loc = PurePosixPath(self._location("platelist", run2d="RUN2D"))
+        self.redux = str(loc.parent.parent)
+
+    def _location(self, name: str, **kw) -> str:
+        try:
+            return self._path.location(name, **kw).lstrip("/")
+        except KeyError as exc:
+            raise SkyModellingError(f"sdss-access {self.release} tree has no {name!r} "
+                                    f"path ({exc})") from exc
+
+    def _file(self, location: str) -> RemoteFile:
+        rel = PurePosixPath(location).relative_to(self.redux)
+        return RemoteFile(str(rel), f"{self.base_url}/sas/{location}")
+
+    def platelist_file(self) -> RemoteFile:
+        """The release's plate list, at the top of the redux folder."""
+        return self._file(f"{self.redux}/platelist.fits")
+
+    def spplate_file(self, run2d: str, plate: int, mjd: int) -> RemoteFile:
+        return self._file(self._location("spPlate", run2d=run2d, plateid=int(plate),
+                                         mjd=f"{int(mjd):05d}"))
+
+    def frame_file(self, product: str, run2d: str, plate: int, camera: str,
+                   expid: int) -> RemoteFile:
+        """spFrame, spCFrame or spFluxcalib of one camera and exposure."""
+        kw = dict(run2d=run2d, plateid=int(plate), br=camera[0], id=camera[1],
+                  frame=int(expid))
+        if product == "spCFrame":
+            # the DR12 tree's spCFrame template points at the spFrame name
+            # (spFrame-...fits.gz); the SAS holds spCFrame-<cam>-<expid8>.fits
+            # uncompressed, so the name comes from the spFrame location's folder
+            folder = PurePosixPath(self._location("spFrame", **kw)).parent
+            return self._file(str(folder / paths.spcframe_name(camera, expid)))
+        return self._file(self._location(product, **kw))
+
+
+def mirror_redux(release: str, mirror=None) -> Path | None:
+    """The redux folder of a local mirror (``--mirror`` or ``$SAS_BASE_DIR``), or None."""
+    base = mirror if mirror is not None else os.environ.get("SAS_BASE_DIR")
+    if not base:
+        return None
+    return Path(base) / release.lower() / "boss" / "spectro" / "redux"
+
+
+def plate_rows(platelist, plates=None, plate_range=None, run2d=None) -> list[tuple]:
+    """``(run2d, plate, mjd)`` of the wanted plates from a platelist table, sorted.
+
+    ``plates`` a list of numbers, ``plate_range`` ``(first, last)`` inclusive, or
+    both None for every plate. Unknown plates raise a one-line error.
+    """
+    import numpy as np
+
+    plate = np.asarray(platelist["PLATE"]).astype(int)
+    mjd = np.asarray(platelist["MJD"]).astype(int)
+    r2d = (np.char.strip(np.asarray(platelist["RUN2D"]).astype(str))
+           if "RUN2D" in platelist.colnames else np.full(len(plate), paths.RUN2D_DEFAULT))
+    keep = np.ones(len(plate), bool)
+    if run2d is not None:
+        keep &= r2d == run2d
+    if plates is not None:
+        missing = sorted(set(int(p) for p in plates) - set(plate[keep].tolist()))
+        if missing:
+            raise SkyModellingError(f"plates {missing} are not in the platelist; check the "
+                                    "plate numbers and --release")
+        keep &= np.isin(plate, list(plates))
+    if plate_range is not None:
+        keep &= (plate >= plate_range[0]) & (plate <= plate_range[1])
+    rows = sorted({(str(r), int(p), int(m)) for r, p, m in zip(r2d[keep], plate[keep],
+                                                                mjd[keep], strict=True)},
+                  key=lambda t: (t[1], t[2], t[0]))
+    return rows
+
+
+def frame_files(archive: Archive, spplate, run2d: str, plate: int,
+                config: Config) -> list[RemoteFile]:
+    """The per-exposure files extract reads for one spPlate (its EXPIDnn exposures).
+
+    spFrame and spCFrame always; spFluxcalib only with ``calibration="exposure"``.
+    """
+    from ..io.spplate import read_spplate
+
+    sp = read_spplate(spplate)
+    if not sp.complete:
+        log.warning("%s: the EXPID cards list %d of NEXP=%d frames; only the listed ones "
+                    "are fetched", spplate, len(sp.exposures), sp.nexp)
+    products = ["spFrame", "spCFrame"]
+    if config.extract.calibration == "exposure":
+        products.append("spFluxcalib")
+    return [archive.frame_file(prod, run2d, plate, e.camera, e.expid)
+            for e in sorted(sp.exposures, key=lambda e: (e.camera, e.expid))
+            for prod in products]
+
+
+def reference_files(archive: Archive, run2d: str, config: Config) -> list[RemoteFile]:
+    """spFluxcalib and spFrame of the fixed-calibration reference exposure, four cameras."""
+    cfg = config.extract
+    if cfg.calibration != "fixed":
+        return []
+    return [archive.frame_file(prod, run2d, cfg.reference_plate, cam, cfg.reference_expid)
+            for cam in paths.CAMERAS for prod in ("spFluxcalib", "spFrame")]

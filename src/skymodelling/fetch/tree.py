@@ -1,0 +1,119 @@
+"""Fetch the files extract needs for a set of plates (or check a mirror holds them).
+
+Order: the platelist, then each plate's spPlate (its EXPIDnn cards say which
+exposures are coadded), then those exposures' frames, and the reference
+exposure's files when the calibration is ``fixed``. The reference plate is
+always fetched whole, so its folder is a complete plate folder for extract.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Config
+from ..errors import SkyModellingError
+from ..io.platelist import read_platelist
+from .archive import DEFAULT_BASE_URL, Archive, frame_files, mirror_redux, plate_rows
+from .download import FetchSummary, check_present, fetch_files
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FetchRequest:
+    """What to fetch: release, plates (list, range or all) and where from."""
+
+    release: str = "DR12"
+    plates: list | None = None
+    plate_range: tuple | None = None
+    all: bool = False
+    base_url: str = DEFAULT_BASE_URL
+    workers: int = 4
+    mirror: str | None = None      # a local SAS mirror (default $SAS_BASE_DIR when set)
+    show: bool = True
+
+    def check(self) -> None:
+        chosen = sum([self.plates is not None, self.plate_range is not None, self.all])
+        if chosen != 1:
+            raise SkyModellingError("give exactly one of --plates, --plate-range, --all")
+
+
+class PlateFetcher:
+    """Fetch (or find in a mirror) the raw files of one plate at a time.
+
+    ``root`` is where the files are: RAW (downloads) or the mirror's redux folder.
+    """
+
+    def __init__(self, raw, request: FetchRequest, config: Config | None = None):
+        request.check()
+        self.request = request
+        self.config = config or Config()
+        self.archive = Archive(request.release, base_url=request.base_url)
+        redux = mirror_redux(request.release, request.mirror)
+        self.mirror = redux
+        if redux is not None and not redux.is_dir():
+            raise SkyModellingError(f"{redux}: no such folder in the mirror (SAS_BASE_DIR or "
+                                    "--mirror); unset it to download instead")
+        self.root = redux if redux is not None else Path(raw)
+        self.summary = FetchSummary()
+        self._platelist = None
+
+    def _get(self, files, desc) -> FetchSummary:
+        if self.mirror is not None:
+            got = check_present(files, self.root)
+        else:
+            got = fetch_files(files, self.root, workers=self.request.workers,
+                              show=self.request.show, desc=desc)
+        self.summary.add(got)
+        return got
+
+    def plates(self) -> list[tuple]:
+        """``(run2d, plate, mjd)`` of every plate-MJD to process, the reference plate first."""
+        pl = self.archive.platelist_file()
+        got = self._get([pl], "platelist")
+        if got.failures:
+            raise SkyModellingError(got.failures[0])
+        table = read_platelist(pl.local(self.root))
+        req = self.request
+        rows = plate_rows(table, plates=req.plates, plate_range=req.plate_range)
+        self._all_rows = plate_rows(table)
+        if self.config.extract.calibration == "fixed":
+            ref = self.config.extract.reference_plate
+            refrows = [r for r in self._all_rows if r[1] == ref]
+            if not refrows:
+                raise SkyModellingError(f"reference plate {ref} is not in the {req.release} "
+                                        "platelist; give --calibration exposure")
+            rows = refrows + [r for r in rows if r[1] != ref]
+        return rows
+
+    def fetch_plate(self, run2d: str, plate: int, mjd: int) -> list[Path]:
+        """Fetch one plate-MJD's spPlate and frames; return the local paths (present ones)."""
+        sp = self.archive.spplate_file(run2d, plate, mjd)
+        got = self._get([sp], f"{plate}-{mjd} spPlate")
+        if got.failures:
+            return []
+        files = frame_files(self.archive, sp.local(self.root), run2d, plate, self.config)
+        if plate == self.config.extract.reference_plate:
+            from .archive import reference_files
+
+            files += reference_files(self.archive, run2d, self.config)
+        self._get(files, f"{plate}-{mjd}")
+        return [f.local(self.root) for f in [sp, *files] if f.local(self.root).is_file()]
+
+
+def fetch_tree(raw, request: FetchRequest, config: Config | None = None) -> FetchSummary:
+    """Fetch every wanted plate into ``raw`` (or check the mirror); return the summary.
+
+    Examples
+    --------
+    >>> req = FetchRequest(plates=[3985, 4055])                     # doctest: +SKIP
+    >>> print(fetch_tree("RAW", req).describe())                    # doctest: +SKIP
+    """
+    fetcher = PlateFetcher(raw, request, config)
+    for run2d, plate, mjd in fetcher.plates():
+        fetcher.fetch_plate(run2d, plate, mjd)
+    if fetcher.mirror is not None:
+        log.info("mirror %s: files are read in place, nothing copied; run "
+                 "`skymodelling run %s OUT`", fetcher.root, fetcher.root)
+    return fetcher.summary
