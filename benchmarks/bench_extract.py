@@ -277,7 +277,7 @@ try:
 except OSError:
     reset = False
 rss_before = status("VmRSS")
-res = extract_plate((task, config, refs, out, True))
+res = extract_plate((task, config, refs, out, True, True))
 print(json.dumps({"plate": task.name, "n_spectra": res["n_spectra"], "rss_before_kb": rss_before,
                   "hwm_imports_kb": hwm_imports, "rss_peak_kb": status("VmHWM"),
                   "reset": reset}))

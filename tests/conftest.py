@@ -43,3 +43,21 @@ def reference_dir() -> Path:
     if not ref.is_dir():
         pytest.skip("shared/reference is not available on this machine")
     return ref
+
+
+def kill_when(args, out: Path, marker_glob: str, timeout: float = 300.0) -> list[Path]:
+    """Run ``python -m skymodelling ARGS``, SIGKILL it as soon as ``out.glob(marker_glob)``
+    finds a file (or after ``timeout`` s); return what the glob finds then."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "skymodelling", *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and not list(out.glob(marker_glob)):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return list(out.glob(marker_glob))

@@ -20,7 +20,7 @@ from skymodelling.conditions.zodiacal import zodi_s10
 from skymodelling.config import Config, EnrichConfig, load_config
 from skymodelling.errors import SkyModellingError
 from skymodelling.io.fitsutil import write_hdus
-from skymodelling.stages import _common
+from skymodelling.stages import _common, keys
 from skymodelling.stages.enrich import (
     COLUMNS,
     KEY_COLUMNS,
@@ -62,7 +62,7 @@ def _write_extract(out, meta, plate, mjd):
     path.parent.mkdir(parents=True, exist_ok=True)
     config = Config()
     write_hdus(path, [_common.primary_hdu("extract", config), table_hdu(meta, "META", {})])
-    _common.mark_complete(path, config.digest("extract"), n_spectra=len(meta))
+    _common.mark_complete(path, "extract", config, n_spectra=len(meta))
     return path
 
 
@@ -146,7 +146,7 @@ def test_stage_outputs_and_headers(enriched):
     assert len(files) == 2
     with fits.open(files[0]) as hdul:
         assert hdul[0].header["SMSTAGE"] == "enrich"
-        assert hdul[0].header["SMCFGSUM"] == Config().digest("enrich")
+        assert hdul[0].header["SMCFGSUM"] == keys.stage_digest("enrich", Config())
         assert hdul[0].header["PHOTFILE"] == "clouds.csv"
         assert hdul[1].header["EXTNAME"] == "CONDITIONS"
         units = {hdul[1].header[f"TTYPE{i}"]: hdul[1].header.get(f"TUNIT{i}")

@@ -3,10 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -311,15 +307,10 @@ def _outputs(out):
 
 def test_killed_run_resumes_to_identical_output(sim_tree, extracted, tmp_path):
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "skymodelling", "extract", str(sim_tree), str(out),
-           "--workers", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(out.glob("extract/*/*.done")):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = list(out.glob("extract/*/*.done"))
+    from conftest import kill_when
+
+    done = kill_when(["extract", sim_tree, out, "--workers", "1"], out, "extract/*/*.done",
+                     timeout=120)
     assert len(done) >= 1
     # nothing without a marker may look finished: only temporary files may be left
     for f in out.glob("extract/*/*"):

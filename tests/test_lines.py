@@ -111,3 +111,30 @@ def test_no_extract_output(tmp_path):
 
 def test_output_path():
     assert output_path("OUT", 3985, 55320).as_posix() == "OUT/lines/3985/lines-3985-55320.fits"
+
+
+def test_line_catalogue_says_what_decompose_fits(tmp_path):
+    from skymodelling.errors import SkyModellingError
+    from skymodelling.spectral.features import decomposition_lines
+    from skymodelling.stages.decompose import output_names
+
+    named = decomposition_lines()
+    names = list(named["NAME"])
+    assert "NAD" not in names and "O28607" not in names and {"NAD1", "NAD2"} <= set(names)
+    out = output_names(named)
+    assert out["NAD"] == ("NAD2", "NAD1") and out["NA5686"] == ("NA5683", "NA5688")
+    assert list(out)[:len(names)] == names
+    # a list without the columns: a clear error naming the file, not a KeyError
+    from importlib import resources
+
+    text = (resources.files("skymodelling.data") / "sky_features.csv").read_text()
+    rows = [line for line in text.splitlines() if not line.startswith("#")]
+    old = tmp_path / "old.csv"
+    old.write_text("\n".join(",".join(c for i, c in enumerate(r.split(",")) if i not in (8, 9))
+                             for r in rows) + "\n")
+    with pytest.raises(SkyModellingError, match=r"old\.csv.*lacks column\(s\) DECOMPOSE, GROUP"):
+        decomposition_lines(old)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(text.replace(",1,NAD,", ",1,NADX,", 1))
+    with pytest.raises(SkyModellingError, match="GROUP NADX is not a feature"):
+        decomposition_lines(bad)

@@ -75,7 +75,7 @@ def _cmd_extract(args) -> int:
         "extract", calibration=args.calibration, reference_plate=args.reference_plate,
         reference_expid=args.reference_expid)
     summary = run_extract(args.raw, args.out, config, workers=args.workers, plates=args.plates,
-                          strict=args.strict)
+                          strict=args.strict, force=args.force)
     return _report(summary, args.out)
 
 
@@ -84,7 +84,8 @@ def _cmd_enrich(args) -> int:
     from .stages.enrich import run_enrich
 
     summary = run_enrich(args.out, load_config(args.config), clouds=args.clouds,
-                         workers=args.workers, plates=args.plates, strict=args.strict)
+                         workers=args.workers, plates=args.plates, strict=args.strict,
+                         force=args.force)
     return _report(summary, args.out)
 
 
@@ -93,7 +94,8 @@ def _cmd_lines(args) -> int:
     from .stages.lines import run_lines
 
     config = load_config(args.config).replace("lines", line_list=args.line_list)
-    summary = run_lines(args.out, config, workers=args.workers, strict=args.strict)
+    summary = run_lines(args.out, config, workers=args.workers, strict=args.strict,
+                        force=args.force)
     return _report(summary, args.out)
 
 
@@ -102,7 +104,8 @@ def _cmd_mean(args) -> int:
     from .stages.mean import run_mean
 
     config = load_config(args.config).replace("mean", min_fibers=args.min_fibers)
-    summary = run_mean(args.out, config, workers=args.workers, strict=args.strict)
+    summary = run_mean(args.out, config, workers=args.workers, strict=args.strict,
+                       force=args.force)
     return _report(summary, args.out)
 
 
@@ -111,7 +114,7 @@ def _cmd_decompose(args) -> int:
     from .stages.decompose import run_decompose
 
     summary = run_decompose(args.out, load_config(args.config), spectra=args.spectra,
-                            workers=args.workers, strict=args.strict)
+                            workers=args.workers, strict=args.strict, force=args.force)
     return _report(summary, args.out)
 
 
@@ -122,8 +125,20 @@ def _cmd_merge(args) -> int:
     config = load_config(args.config)
     if args.exclude_plates is not None:
         config = config.replace("merge", exclude_plates=tuple(args.exclude_plates))
-    run_merge(args.out, config, platelist=args.platelist)
+    run_merge(args.out, config, platelist=args.platelist, force=args.force)
     return 0
+
+
+def _forced(values):
+    """``run --force`` alone: every stage; ``--force STAGE [--force STAGE]``: those."""
+    if values is None:
+        return ()
+    return True if "all" in values else tuple(values)
+
+
+def _add_force(p) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="redo every output, even those complete and current")
 
 
 def _cmd_run(args) -> int:
@@ -140,7 +155,7 @@ def _cmd_run(args) -> int:
               f"log in {args.out}/run.log", flush=True)
         summary = run_pipeline(args.raw, args.out, config, first=args.first, last=args.last,
                                executor=executor, clouds=args.clouds, plates=args.plates,
-                               strict=args.strict)
+                               strict=args.strict, force=_forced(args.force))
     print()
     print(summary.describe())
     return 1 if summary.n_failures else 0
@@ -150,6 +165,36 @@ def _cmd_demo(args) -> int:
     from .demo import run_demo
 
     return run_demo(args.dir, seed=args.seed, workers=args.workers)
+
+
+def _cmd_model(args) -> int:
+    from .model import api, predict, spectrum
+
+    if args.model_command == "fit":
+        targets = [t for t in args.targets.split(",") if t] if args.targets else None
+        model = api.fit_catalogue(args.catalogue, kind=args.kind, targets=targets)
+        path = model.save(args.out)
+        print(f"fitted {len(model.targets)} target(s) ({args.kind}) -> {path}")
+        return 0
+    model = api.load_model(args.model)
+    values = {c: getattr(args, predict.option_name(c)) for c in predict.CONDITION_NAMES}
+    if args.conditions:
+        cond = api.read_table(args.conditions)
+    elif args.time:
+        if args.ra is None or args.dec is None:
+            raise SkyModellingError("--time needs --ra and --dec (degrees, J2000)")
+        cond = predict.conditions_from_time(args.time, args.ra, args.dec)
+    else:
+        cond = predict.conditions_from_values(values, airmass=args.airmass)
+    pred = model.predict(cond, kind=args.kind)
+    print(predict.format_prediction(model, pred))
+    if args.output:
+        predict.write_table(args.output, pred)
+    if args.spectrum:
+        spectra = spectrum.predicted_spectrum(model, cond[:1], kind=args.kind)
+        spectrum.write_spectrum(args.spectrum, spectra, cond[:1], model_path=args.model)
+        print(f"spectrum ({', '.join(spectra)} arms) -> {args.spectrum}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="photometricity table for enrich (see skymodelling enrich)")
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    p.add_argument("--force", nargs="?", action="append", const="all", metavar="STAGE",
+                   choices=(*STAGES, "all"),
+                   help="redo outputs even when complete and current: every stage run "
+                        "(--force alone) or STAGE (repeatable)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("simulate", help="write a simulated BOSS reduction tree with its truth")
@@ -225,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reference calibration exposure (default 114439)")
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    _add_force(p)
     p.set_defaults(func=_cmd_extract)
 
     p = sub.add_parser("enrich", help="observing conditions of every extracted sky spectrum")
@@ -236,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plates", type=_plates, default=None, help="only these plates: P1,P2,...")
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    _add_force(p)
     p.set_defaults(func=_cmd_enrich)
 
     p = sub.add_parser("lines", help="line strengths, continuum bands and sky magnitudes")
@@ -245,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    _add_force(p)
     p.set_defaults(func=_cmd_lines)
 
     p = sub.add_parser("mean", help="one mean sky spectrum per exposure and camera")
@@ -254,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    _add_force(p)
     p.set_defaults(func=_cmd_mean)
 
     p = sub.add_parser("decompose", help="separate airglow lines from the continuum of every "
@@ -265,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    _add_force(p)
     p.set_defaults(func=_cmd_decompose)
 
     p = sub.add_parser("merge", help="one catalogue (all, good, clean, removed) in FITS and "
@@ -275,7 +329,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--platelist", default=None,
                    help="platelist with PLATEQUALITY (default: OUT/platelist.fits)")
     p.add_argument("--config", default=None, help="JSON configuration file")
+    _add_force(p)
     p.set_defaults(func=_cmd_merge)
+
+    p = sub.add_parser("model", help="fit or apply a predictive sky model (docs/model.md)")
+    msub = p.add_subparsers(dest="model_command", required=True, metavar="{fit,predict}")
+    q = msub.add_parser("fit", help="fit continuum bands and line fluxes against the conditions")
+    q.add_argument("catalogue", help="merged catalogue (OUT/merge/clean.fits or .parquet) or any "
+                                     "table with PLATE, MJD, IMG, the enrich columns and targets")
+    q.add_argument("--out", required=True, help="model file to write (MODEL.json + MODEL.npz)")
+    q.add_argument("--kind", choices=("physical", "boosted", "both"), default="both")
+    q.add_argument("--targets", default=None, metavar="COL1,COL2",
+                   help="target columns (default: every <NAME>_CONT and main <NAME>_FLUX)")
+    q.set_defaults(func=_cmd_model)
+    q = msub.add_parser("predict", help="predict the sky (with 68%% intervals) for conditions")
+    q.add_argument("model", help="model file written by 'model fit'")
+    q.add_argument("--conditions", default=None, help="table (FITS/Parquet/CSV) of enrich columns")
+    q.add_argument("--time", default=None, help="UTC time (ISO); conditions computed by enrich")
+    q.add_argument("--ra", type=float, default=None, help="pointing RA, deg (with --time)")
+    q.add_argument("--dec", type=float, default=None, help="pointing Dec, deg (with --time)")
+    q.add_argument("--airmass", type=float, default=None, help="sets OBS_ZENITH")
+    from .model.columns import CONDITION_COLUMNS
+    for name, unit, text in CONDITION_COLUMNS:
+        q.add_argument("--" + name.lower().replace("_", "-"), type=float, default=None,
+                       metavar="X", help=f"{text}{' (' + unit + ')' if unit else ''}")
+    q.add_argument("--kind", choices=("physical", "boosted"), default=None,
+                   help="default: boosted where fitted")
+    q.add_argument("--output", default=None, help="write the predictions (FITS, or CSV)")
+    q.add_argument("--spectrum", default=None, metavar="OUT.fits",
+                   help="write the predicted spectrum on the camera grids")
+    q.set_defaults(func=_cmd_model)
 
     p = sub.add_parser("inspect", help="say what a BOSS file is and what it holds")
     p.add_argument("path", help="spPlate, spFrame, spCFrame, spFluxcalib or platelist file")

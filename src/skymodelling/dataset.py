@@ -82,7 +82,7 @@ def _with_lines(meta: Table, path: Path, out: Path) -> Table:
     info = _common.marker_info(lines_path)
     if not lines_path.is_file() or info.get("size") != lines_path.stat().st_size:
         return meta
-    if info.get("inputs") != lines.input_signature(path):
+    if info.get("inputs") != _common.output_signature(path):
         log.info("%s: made from another extract output; not joined", lines_path)
         return meta
     table = Table.read(lines_path, hdu="LINES", unit_parse_strict="silent", mask_invalid=False)

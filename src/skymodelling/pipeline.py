@@ -124,10 +124,11 @@ def _log_failures(out: Path, stage: str) -> None:
 
 
 def _run_stage(stage: str, raw, out: Path, config: Config, executor: Executor, *,
-               clouds, plates, strict) -> StageSummary | dict:
+               clouds, plates, strict, force=False) -> StageSummary | dict:
     from .stages import decompose, enrich, extract, lines, mean, merge
 
-    common = {"workers": executor.workers, "strict": strict, "executor": executor}
+    common = {"workers": executor.workers, "strict": strict, "executor": executor,
+              "force": force}
     if stage == "extract":
         if raw is None:
             raise SkyModellingError("extract needs the BOSS reduction tree RAW")
@@ -140,13 +141,13 @@ def _run_stage(stage: str, raw, out: Path, config: Config, executor: Executor, *
         return mean.run_mean(out, config, **common)
     if stage == "decompose":
         return decompose.run_decompose(out, config, **common)
-    return merge.run_merge(out, config, verbose=False)
+    return merge.run_merge(out, config, verbose=False, force=force)
 
 
 def run_pipeline(raw, out, config: Config | None = None, *, first: str = "extract",
                  last: str = "merge", executor: Executor | None = None, workers: int | None = None,
                  clouds=None, plates=None, strict: bool = False,
-                 show: bool = True) -> RunSummary:
+                 show: bool = True, force=()) -> RunSummary:
     """Run the stages ``first`` to ``last`` on ``raw`` into ``out``.
 
     Parameters
@@ -174,6 +175,10 @@ def run_pipeline(raw, out, config: Config | None = None, *, first: str = "extrac
         Stop at the first problem instead of recording it in ``OUT/failures``.
     show : bool
         Print each stage's one-line summary as it finishes.
+    force : bool or iterable of str
+        Stages whose outputs are redone even when complete and current (True: every
+        stage run). Without it a rerun redoes only outputs whose inputs, settings,
+        tables or algorithm version changed (:mod:`skymodelling.stages.keys`).
 
     Returns
     -------
@@ -182,6 +187,11 @@ def run_pipeline(raw, out, config: Config | None = None, *, first: str = "extrac
     config = config or Config()
     out = Path(out)
     stages = _stage_range(first, last)
+    forced = set(STAGES) if force is True else set(force or ())
+    unknown = forced - set(STAGES)
+    if unknown:
+        raise SkyModellingError(f"--force: unknown stage(s) {', '.join(sorted(unknown))}; "
+                                f"stages are {', '.join(STAGES)}")
     out.mkdir(parents=True, exist_ok=True)
     own = executor is None
     t0 = time.perf_counter()
@@ -199,7 +209,7 @@ def run_pipeline(raw, out, config: Config | None = None, *, first: str = "extrac
                 t_stage = time.perf_counter()
                 try:
                     result = _run_stage(stage, raw, out, config, executor, clouds=clouds,
-                                        plates=plates, strict=strict)
+                                        plates=plates, strict=strict, force=stage in forced)
                 except Exception:
                     log.exception("%s: stopped by an error", stage)
                     raise

@@ -41,12 +41,69 @@ def load_features(path=None) -> Table:
     if path is None:
         source = resources.files("skymodelling.data").joinpath("sky_features.csv")
         with resources.as_file(source) as p:
-            return _read_features(p)
-    return _read_features(Path(path))
+            return _cached_features(p)
+    return _cached_features(Path(path))
 
 
-@functools.cache
-def _read_features(path: Path) -> Table:
+def _cached_features(path: Path) -> Table:
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise SkyModellingError(f"{path}: cannot read the feature list ({exc})") from exc
+    return _read_features(path, st.st_size, st.st_mtime_ns)   # an edited file is read anew
+
+
+#: Columns :func:`decomposition_lines` needs (which lines decompose fits, how they combine).
+DECOMPOSE_COLUMNS = ("DECOMPOSE", "GROUP")
+
+
+def decomposition_lines(path=None) -> Table:
+    """The named lines ``skymodelling decompose`` fits, from the feature list.
+
+    The lines with KIND ``line`` and DECOMPOSE 1; ``meta["GROUPS"]`` maps each GROUP name
+    (a feature of the list) to the names of the fitted lines summed under it, in the
+    order of the list. A list without the DECOMPOSE and GROUP columns, a GROUP that names no
+    feature, or a group whose lines are not all fitted is an error naming the file.
+
+    Examples
+    --------
+    >>> named = decomposition_lines()
+    >>> "OI5577" in list(named["NAME"]), named.meta["GROUPS"]["NAD"]
+    (True, ('NAD2', 'NAD1'))
+    """
+    table = load_features(path)
+    where = path or "the bundled data/sky_features.csv"
+    missing = [c for c in DECOMPOSE_COLUMNS if c not in table.colnames]
+    if missing:
+        raise SkyModellingError(
+            f"{where}: feature list lacks column(s) {', '.join(missing)}, which say which "
+            "lines decompose fits (DECOMPOSE 1/0) and which it sums (GROUP); see docs/lines.md")
+    names = np.asarray(table["NAME"]).astype(str)
+    kind = np.asarray(table["KIND"]).astype(str)
+    try:
+        fitted = (np.asarray(np.ma.filled(table["DECOMPOSE"], 0), dtype=int) == 1) & (
+            kind == "line")
+    except (TypeError, ValueError) as exc:
+        raise SkyModellingError(f"{where}: DECOMPOSE must be 1 or 0 ({exc})") from exc
+    group = np.char.strip(np.asarray(np.ma.filled(table["GROUP"].astype(str), "")).astype(str))
+    group = np.where(np.isin(group, ("", "--", "nan")), "", group)
+    groups = {}
+    for name, g, fit in zip(names, group, fitted, strict=True):
+        if not g:
+            continue
+        if g not in names:
+            raise SkyModellingError(f"{where}: line {name}: GROUP {g} is not a feature of the "
+                                    "list")
+        if not fit:
+            raise SkyModellingError(f"{where}: line {name} has GROUP {g} but DECOMPOSE 0")
+        groups.setdefault(str(g), []).append(str(name))
+    named = table[fitted]
+    named.meta = {**named.meta, "GROUPS": {g: tuple(parts) for g, parts in groups.items()}}
+    return named
+
+
+@functools.lru_cache(maxsize=16)
+def _read_features(path: Path, size: int, mtime_ns: int) -> Table:
     try:
         table = Table.read(path, format="ascii.csv", comment="#")
     except (OSError, ValueError) as exc:

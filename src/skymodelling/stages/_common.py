@@ -72,9 +72,11 @@ class StageSummary:
     n_spectra: int = 0
     n_failures: int = 0
     seconds: float = 0.0
+    n_redone: int = 0
 
     def add(self, result: dict) -> None:
-        """Account for one task's result dict (skipped, n_spectra, n_failures)."""
+        """Account for one task's result dict (skipped, n_spectra, n_failures, redone)."""
+        self.n_redone += bool(result.get("redone"))
         self.n_skipped += bool(result["skipped"])
         self.n_done += not result["skipped"]
         self.n_spectra += int(result["n_spectra"])
@@ -91,7 +93,9 @@ class StageSummary:
     def describe(self) -> str:
         # mean and decompose (of the means) count mean spectra, the others sky-fibre spectra
         what = "mean spectra" if self.stage in ("mean", "decompose") else "sky spectra"
-        return (f"{self.stage}: {self.n_tasks} plate-MJDs ({self.n_done} processed, "
+        redone = (f", {self.n_redone} of them redone as their inputs, settings or code "
+                  "changed" if self.n_redone else "")
+        return (f"{self.stage}: {self.n_tasks} plate-MJDs ({self.n_done} processed{redone}, "
                 f"{self.n_skipped} already complete), {self.n_spectra} {what}, "
                 f"{self.n_failures} problems recorded, {self.seconds:.1f} s")
 
@@ -115,18 +119,55 @@ def marker_path(output: Path) -> Path:
     return output.with_name(output.name + ".done")
 
 
-def is_complete(output: Path, digest: str) -> bool:
-    """True if ``output`` was finished by a run with the same settings."""
+def _plain(obj):
+    """``obj`` as it reads back from JSON (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+def check_current(output: Path, stage: str, config, inputs=None) -> tuple[bool, str]:
+    """Whether ``output`` is complete and was made from the same settings, tables, algorithm
+    version and ``inputs`` (:mod:`.keys`); when not, the reason, in words."""
+    from . import keys
+
     if not output.is_file():
-        return False
+        return False, "no complete output"
     info = marker_info(output)
-    return info.get("size") == output.stat().st_size and info.get("config") == digest
+    digest = keys.stage_digest(stage, config)
+    inputs = _plain(inputs)
+    if (info.get("size") == output.stat().st_size and info.get("config") == digest
+            and info.get("inputs") == inputs):
+        return True, ""
+    return False, keys.explain(info, keys.stage_parts(stage, config), inputs)
 
 
-def mark_complete(output: Path, digest: str, **info) -> None:
-    """Write the completion marker of ``output`` (call after the output is in place)."""
-    payload = {"size": output.stat().st_size, "config": digest, "version": __version__, **info}
+def is_current(output: Path, stage: str, config, inputs=None) -> bool:
+    """True if ``output`` is complete and current (:func:`check_current`)."""
+    return check_current(output, stage, config, inputs)[0]
+
+
+def mark_complete(output: Path, stage: str, config, inputs=None, **info) -> None:
+    """Write the completion marker of ``output`` (call after the output is in place).
+
+    The marker records the output's size, the stage digest (``config``), the readable parts
+    of the key (``parts``), the ``inputs`` signatures, and ``key``: one hash of all of
+    them, which downstream stages record as their input signature.
+    """
+    from . import keys
+
+    digest = keys.stage_digest(stage, config)
+    inputs = _plain(inputs)
+    payload = {"size": output.stat().st_size, "config": digest,
+               "key": keys.output_key(digest, inputs), "parts": keys.stage_parts(stage, config),
+               "inputs": inputs, "version": __version__, "deps": keys.dependency_versions(),
+               **info}
     write_text_atomic(marker_path(output), json.dumps(payload, sort_keys=True))
+
+
+def output_signature(path: Path) -> dict:
+    """What identifies an upstream output for the outputs made from it: name, size and the
+    key its marker records (a changed upstream key redoes everything made from it)."""
+    info = marker_info(path)
+    return {"file": path.name, "size": info.get("size"), "key": info.get("key")}
 
 
 def marker_info(output: Path) -> dict:
@@ -149,11 +190,18 @@ def invalidate(output: Path) -> None:
 
 
 def provenance_cards(stage: str, config) -> list[tuple]:
-    """Header cards recording the package version and the configuration."""
+    """Header cards recording the package version, the dependencies' versions and the
+    configuration."""
+    from . import keys
+
+    deps = json.dumps(keys.dependency_versions(), sort_keys=True, separators=(",", ":"))
     return [("SMVERS", __version__, "skymodelling version"),
             ("SMSTAGE", stage, "pipeline stage that wrote this file"),
+            ("SMALGO", keys.ALGORITHM[stage], "algorithm version of this stage"),
+            ("SMDEPS", deps, "versions of the dependencies (JSON)"),
             ("SMCONFIG", config.to_json(), "configuration (JSON)"),
-            ("SMCFGSUM", config.digest(stage), "hash of this stage's settings")]
+            ("SMCFGSUM", keys.stage_digest(stage, config),
+             "hash of settings, tables, algorithm")]
 
 
 def primary_hdu(stage: str, config, **cards) -> fits.PrimaryHDU:
@@ -238,12 +286,34 @@ def run_tasks(stage: str, func, tasks: list, out, workers: int, executor=None) -
     return summary
 
 
+def reuse_or_redo(target: Path, stage: str, config, inputs, *, force: bool = False,
+                  where: str = "") -> tuple[bool, str]:
+    """Decide whether a task's ``target`` can be reused.
+
+    Returns ``(True, "")`` when it is complete and current (:func:`check_current`) and not
+    ``force``-d; otherwise forgets its marker and returns ``(False, reason)``, logging the
+    reason when an output existed (a changed input, setting, table or algorithm version).
+    """
+    current, reason = check_current(target, stage, config, inputs)
+    if current and not force:
+        return True, ""
+    if force:
+        reason = "forced (--force)"
+    existed = marker_path(target).is_file() or target.is_file()
+    invalidate(target)
+    if existed:
+        log.info("%s %s: redone (%s)", stage, where or target.name, reason)
+        return False, reason
+    return False, ""
+
+
 def plate_task(stage: str, source: Path, out, config, strict: bool, *, target_of, inputs,
-               work) -> dict:
+               work, force: bool = False) -> dict:
     """The skeleton of a per-plate task that reads one earlier output file.
 
     Skips the plate when its output is complete and was made from the same
-    ``inputs`` with the same settings; otherwise calls
+    ``inputs`` with the same settings, tables and algorithm (:func:`reuse_or_redo`;
+    ``force`` redoes it anyway); otherwise calls
     ``work(target, plate, mjd, failures)``, which writes ``target`` and returns
     the number of spectra, then marks the output complete. A problem with the
     input is recorded in ``OUT/failures`` (or raised with ``strict``).
@@ -256,15 +326,14 @@ def plate_task(stage: str, source: Path, out, config, strict: bool, *, target_of
     header = fits.getheader(source)
     plate, mjd = int(header["PLATE"]), int(header["MJD"])
     target = target_of(out, plate, mjd)
-    digest = config.digest(stage)
     failures = FailureLog(stage, plate, mjd)
     summary = {"plate": plate, "mjd": mjd, "n_spectra": 0, "skipped": False, "n_failures": 0,
-               "seconds": 0.0}
-    info = marker_info(target)
-    if is_complete(target, digest) and info.get("inputs") == inputs:
-        summary.update(skipped=True, n_spectra=info.get("n_spectra", 0))
+               "seconds": 0.0, "redone": ""}
+    skip, summary["redone"] = reuse_or_redo(target, stage, config, inputs, force=force,
+                                            where=f"{plate:04d}-{mjd:05d}")
+    if skip:
+        summary.update(skipped=True, n_spectra=marker_info(target).get("n_spectra", 0))
         return summary
-    invalidate(target)
     try:
         n_spectra = work(target, plate, mjd, failures)
     except (SkyModellingError, OSError) as exc:
@@ -274,7 +343,7 @@ def plate_task(stage: str, source: Path, out, config, strict: bool, *, target_of
         failures.write(out)
         summary["n_failures"] = len(failures.rows)
         return summary
-    mark_complete(target, digest, n_spectra=n_spectra, inputs=inputs)
+    mark_complete(target, stage, config, inputs, n_spectra=n_spectra)
     failures.write(out)
     summary.update(n_spectra=n_spectra, n_failures=len(failures.rows),
                    seconds=time.perf_counter() - t0)

@@ -35,7 +35,7 @@ from ..spectral.decompose import (
     disp_width,
     fit_profile,
 )
-from ..spectral.features import load_features
+from ..spectral.features import decomposition_lines
 from ..spectral.resample import COADD_DLOGLAM, loglam_edges, resample_flux
 from . import _common
 from .extract import FLUX_UNIT, table_hdu
@@ -53,10 +53,6 @@ FIBRE_STAGE = "decompfibres"
 SPECTRA = ("mean", "fibres")
 #: Fibres (in order of median S/N) on which the fibre mode tries to fit the profile.
 FIBRE_PROFILE_TRIES = 5
-#: Named lines that are sums of fitted components (blends at BOSS resolution).
-COMBINED = {"NAD": ("NAD1", "NAD2"), "NA5686": ("NA5683", "NA5688")}
-
-
 def output_path(out, plate: int, mjd: int) -> Path:
     """Where the decompose stage writes plate ``plate`` observed on ``mjd``."""
     return Path(out) / STAGE / f"{plate:04d}" / f"decomp-{plate:04d}-{mjd:05d}.fits"
@@ -69,19 +65,19 @@ def fibre_output_path(out, plate: int, mjd: int) -> Path:
 
 def named_lines(line_list=None) -> Table:
     """The named single lines fitted (NAME, CAMERA, WAVE): the ``line`` features of the
-    lines stage's list that are neither sums of others nor band windows."""
-    feats = load_features(line_list)
-    feats = feats[np.asarray(feats["KIND"]).astype(str) == "line"]
-    notes = np.char.lower(np.asarray(feats["NOTE"]).astype(str))
-    keep = (np.char.find(notes, "together") < 0) & (np.char.find(notes, "window") < 0)
-    keep &= ~np.isin(np.asarray(feats["NAME"]).astype(str), list(COMBINED))
-    return feats[keep]
+    lines stage's list with DECOMPOSE 1, and in ``meta["GROUPS"]`` the sums reported
+    (:func:`skymodelling.spectral.features.decomposition_lines`)."""
+    return decomposition_lines(line_list)
 
 
-def output_names(named: Table) -> list[str]:
-    """Names of the flux columns of DECOMPMETA (single lines, then the sums)."""
+def output_names(named: Table) -> dict[str, tuple[str, ...]]:
+    """The flux columns of DECOMPMETA (single lines, then the groups whose lines are all
+    fitted), each with the fitted lines it sums."""
     single = list(np.asarray(named["NAME"]).astype(str))
-    return single + [k for k, parts in COMBINED.items() if set(parts) <= set(single)]
+    out = {name: (name,) for name in single}
+    out.update({g: parts for g, parts in named.meta.get("GROUPS", {}).items()
+                if set(parts) <= set(single)})
+    return out
 
 
 def width_curves(loglam, disp, config: Config):
@@ -217,8 +213,8 @@ def _result_row(meta: Table, r: int, keys, res, names) -> dict:
     row.update(RCHI2=res.rchi2, FLAG=res.flag, LSF_SIGMA=res.lsf[0], LSF_ETA=res.lsf[1],
                LSF_GAMMA=res.lsf[2], LSF_S1=s1, LSF_S2=s2, NLINES=res.flux.size,
                NFOUND=int(res.found.sum()))
-    for name in names:
-        f, e = res.named_flux(COMBINED.get(name, (name,)))
+    for name, parts in names.items():
+        f, e = res.named_flux(parts)
         row[f"{name}_FLUX"], row[f"{name}_FLUX_ERR"] = f, e
     return row
 
@@ -344,7 +340,7 @@ def decompose_plate(task) -> dict:
     """Run the stage on one mean output (a worker task)."""
     from .lines import input_signature
 
-    source, config, out, strict = task
+    source, config, out, strict, force = task
 
     def work(target, plate, mjd, failures):
         table, lines, images, grids = decompose_file(source, config, failures, strict)
@@ -354,14 +350,15 @@ def decompose_plate(task) -> dict:
         return len(table)
 
     return _common.plate_task(STAGE, source, out, config, strict, target_of=output_path,
-                              inputs={"mean": input_signature(source)}, work=work)
+                              inputs={"mean": input_signature(source)}, work=work,
+                              force=force)
 
 
 def decompose_fibres_plate(task) -> dict:
     """Run ``--spectra fibres`` on one extract output (a worker task)."""
     from .lines import input_signature
 
-    source, config, out, strict = task
+    source, config, out, strict, force = task
 
     from .mean import output_path as mean_output
 
@@ -386,11 +383,12 @@ def decompose_fibres_plate(task) -> dict:
         return len(table)
 
     return _common.plate_task(STAGE, source, out, config, strict, target_of=fibre_output_path,
-                              inputs=inputs, work=work)
+                              inputs=inputs, work=work, force=force)
 
 
 def run_decompose(out, config: Config | None = None, *, spectra: str = "mean", workers: int = 1,
-                  strict: bool = False, executor=None) -> _common.StageSummary:
+                  strict: bool = False, executor=None,
+                  force: bool = False) -> _common.StageSummary:
     """Decompose every complete mean output under ``out``, or with ``spectra="fibres"``
     every sky-fibre spectrum of every complete extract output."""
     config = config or Config()
@@ -403,7 +401,7 @@ def run_decompose(out, config: Config | None = None, *, spectra: str = "mean", w
         sources = _common.extract_outputs(out)
         named_lines(config.lines.line_list)
         summary = _common.StageSummary(FIBRE_STAGE, n_tasks=len(sources))
-        tasks = [(p, config, out, strict) for p in sources]
+        tasks = [(p, config, out, strict, force) for p in sources]
         for res in _common.map_tasks(decompose_fibres_plate, tasks, workers, desc=STAGE,
                                      executor=executor):
             summary.add(res)
@@ -415,7 +413,7 @@ def run_decompose(out, config: Config | None = None, *, spectra: str = "mean", w
         raise SkyModellingError(f"{out}: no complete mean output (run skymodelling mean)")
     named_lines(config.lines.line_list)
     summary = _common.StageSummary(STAGE, n_tasks=len(sources))
-    tasks = [(p, config, out, strict) for p in sources]
+    tasks = [(p, config, out, strict, force) for p in sources]
     for res in _common.map_tasks(decompose_plate, tasks, workers, desc=STAGE,
                                  executor=executor):
         summary.add(res)

@@ -286,7 +286,7 @@ def _extract_complete(path: Path) -> bool:
 
 def enrich_file(task_and_config) -> dict:
     """Enrich one extract output (a task for a worker); returns a small summary dict."""
-    task, config, phot, out, strict = task_and_config
+    task, config, phot, out, strict, force = task_and_config
     t0 = time.perf_counter()
     failures = _common.FailureLog(STAGE, task.plate, task.mjd)
     summary = {"plate": task.plate, "mjd": task.mjd, "n_spectra": 0, "skipped": False,
@@ -310,12 +310,11 @@ def enrich_file(task_and_config) -> dict:
         return fail(f"cannot read META ({exc})")
     inputs = {"extract_meta": checksum, "clouds": phot.checksum if phot else ""}
     target = output_path(out, task.plate, task.mjd)
-    digest = config.digest(STAGE)
-    if (_common.is_complete(target, digest)
-            and _common.marker_info(target).get("inputs") == inputs):
+    skip, summary["redone"] = _common.reuse_or_redo(target, STAGE, config, inputs, force=force,
+                                                    where=f"{task.plate:04d}-{task.mjd:05d}")
+    if skip:
         summary.update(skipped=True, n_spectra=_common.marker_info(target).get("n_rows", 0))
         return summary
-    _common.invalidate(target)
     problems = []
     try:
         cond = enrich_meta(meta, config=config.enrich, photometricity=phot, problems=problems)
@@ -338,7 +337,7 @@ def enrich_file(task_and_config) -> dict:
     for name in plain.colnames:
         plain[name].unit = None   # TUNITn come from UNITS (S10 is no FITS unit)
     write_hdus(target, [primary, table_hdu(plain, EXTNAME, UNITS)])
-    _common.mark_complete(target, digest, n_rows=len(cond), inputs=inputs)
+    _common.mark_complete(target, STAGE, config, inputs, n_rows=len(cond))
     failures.write(out)
     summary.update(n_spectra=len(cond), n_failures=len(failures.rows),
                    seconds=time.perf_counter() - t0)
@@ -348,7 +347,8 @@ def enrich_file(task_and_config) -> dict:
 # --------------------------------------------------------------- the stage
 
 def run_enrich(out, config: Config | None = None, *, clouds=None, workers: int = 1,
-               plates=None, strict: bool = False, executor=None) -> _common.StageSummary:
+               plates=None, strict: bool = False, executor=None,
+               force: bool = False) -> _common.StageSummary:
     """Add observing conditions to every extracted sky spectrum in ``out``.
 
     Parameters
@@ -383,7 +383,7 @@ def run_enrich(out, config: Config | None = None, *, clouds=None, workers: int =
     (out / STAGE).mkdir(parents=True, exist_ok=True)
     _common.remove_stale_parts(out / STAGE)
     summary = _common.StageSummary(STAGE, n_tasks=len(tasks))
-    args = [(t, config, phot, out, strict) for t in tasks]
+    args = [(t, config, phot, out, strict, force) for t in tasks]
     for res in _common.map_tasks(enrich_file, args, workers, desc=STAGE,
                                  executor=executor):
         summary.add(res)

@@ -438,13 +438,37 @@ _ARRAY_UNITS = {"WAVE": "Angstrom", "FLUX": FLUX_UNIT, "IVAR": IVAR_UNIT, "MASK"
                 "DISP": "Angstrom"}
 
 
+#: The raw files of a plate folder that extract may read.
+RAW_PATTERNS = ("spFrame-*.fits*", "spCFrame-*.fits*", "spFluxcalib-*.fits*")
+
+
+def input_signature(task: PlateTask, refs) -> dict:
+    """What an extract output is made from: its spPlate and the plate folder's frames (size,
+    modification time, hash of the headers: a repaired, replaced or added file redoes the
+    plate) and the content of the reference calibration (fixed calibration)."""
+    from . import keys
+
+    frames = [p for pattern in RAW_PATTERNS for p in task.folder.glob(pattern)]
+    ref = None
+    if refs:
+        import hashlib
+
+        h = hashlib.sha256()
+        for camera in sorted(refs):
+            h.update(np.ascontiguousarray(refs[camera].wave).tobytes())
+            h.update(np.ascontiguousarray(refs[camera].c_per_second).tobytes())
+        ref = h.hexdigest()[:16]
+    return {"spplate": keys.file_signature(task.spplate), "frames": keys.files_signature(frames),
+            "reference": ref}
+
+
 def extract_plate(task_and_config) -> dict:
     """Extract one plate-MJD (a task for a worker); returns a small summary dict."""
-    task, config, refs, out, strict = task_and_config
+    task, config, refs, out, strict, force = task_and_config
     t0 = time.perf_counter()
     failures = _common.FailureLog(STAGE, task.plate, task.mjd)
     summary = {"plate": task.plate, "mjd": task.mjd, "n_spectra": 0, "skipped": False,
-               "n_failures": 0, "seconds": 0.0}
+               "n_failures": 0, "seconds": 0.0, "redone": ""}
     if task.spplate is None:
         failures.add("plate folder holds no spPlate file", file=task.folder)
         failures.write(out)
@@ -453,11 +477,13 @@ def extract_plate(task_and_config) -> dict:
             raise SkyModellingError(f"{task.folder}: plate folder holds no spPlate file")
         return summary
     target = output_path(out, task.plate, task.mjd)
-    if _common.is_complete(target, config.digest(STAGE)):
+    inputs = input_signature(task, refs)
+    skip, summary["redone"] = _common.reuse_or_redo(target, STAGE, config, inputs, force=force,
+                                                    where=task.name)
+    if skip:
         summary["skipped"] = True
         summary["n_spectra"] = _common.marker_info(target).get("n_spectra", 0)
         return summary
-    _common.invalidate(target)
     try:
         exposures = _exposures_of(task, failures)
     except BossFileError as exc:
@@ -507,7 +533,7 @@ def extract_plate(task_and_config) -> dict:
         REFEXPID=config.extract.reference_expid if config.extract.calibration == "fixed" else -1)
     meta_hdu = table_hdu(meta, "META", META_UNITS)
     write_hdus(target, [primary, meta_hdu, *hdus])
-    _common.mark_complete(target, config.digest(STAGE), n_spectra=len(meta))
+    _common.mark_complete(target, STAGE, config, inputs, n_spectra=len(meta))
     failures.write(out)
     summary.update(n_spectra=len(meta), n_failures=len(failures.rows),
                    seconds=time.perf_counter() - t0)
@@ -562,7 +588,8 @@ def copy_platelist(raw, out) -> Path | None:
 
 
 def run_extract(raw, out, config: Config | None = None, *, workers: int = 1, plates=None,
-                strict: bool = False, executor=None) -> _common.StageSummary:
+                strict: bool = False, executor=None,
+                force: bool = False) -> _common.StageSummary:
     """Extract every sky fibre of every coadded exposure under ``raw`` into ``out``.
 
     Parameters
@@ -578,6 +605,8 @@ def run_extract(raw, out, config: Config | None = None, *, workers: int = 1, pla
         Only these plates.
     strict : bool
         Stop at the first problem instead of recording it in ``OUT/failures``.
+    force : bool
+        Redo every plate, even those whose output is complete and current.
     """
     config = config or Config()
     t0 = time.perf_counter()
@@ -590,7 +619,7 @@ def run_extract(raw, out, config: Config | None = None, *, workers: int = 1, pla
     refs = load_reference(raw, config) if config.extract.calibration == "fixed" else None
     copy_platelist(raw, out)
     summary = _common.StageSummary(STAGE, n_tasks=len(tasks))
-    args = [(t, config, refs, out, strict) for t in tasks]
+    args = [(t, config, refs, out, strict, force) for t in tasks]
     for res in _common.map_tasks(extract_plate, args, workers, desc=STAGE,
                                  executor=executor):
         summary.add(res)

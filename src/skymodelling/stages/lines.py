@@ -104,17 +104,15 @@ def lines_table(path: Path, config: Config) -> Table:
     return table
 
 
-def input_signature(path: Path) -> dict:
-    """What identifies the extract output a lines file was made from."""
-    info = _common.marker_info(path)
-    return {"file": path.name, "size": info.get("size"), "config": info.get("config")}
+#: What identifies the upstream output a file was made from (kept for old imports).
+input_signature = _common.output_signature
 
 
 def lines_plate(task) -> dict:
     """Run the stage on one extract output (a worker task)."""
     from .extract import table_hdu
 
-    source, config, out, strict = task
+    source, config, out, strict, force = task
 
     def work(target, plate, mjd, failures):
         table = lines_table(source, config)
@@ -126,16 +124,16 @@ def lines_plate(task) -> dict:
         return len(table)
 
     return _common.plate_task(STAGE, source, out, config, strict, target_of=output_path,
-                              inputs=input_signature(source), work=work)
+                              inputs=input_signature(source), work=work, force=force)
 
 
 def run_lines(out, config: Config | None = None, *, workers: int = 1,
-              strict: bool = False, executor=None) -> _common.StageSummary:
-    """Measure every complete extract output under ``out``."""
+              strict: bool = False, executor=None, force: bool = False) -> _common.StageSummary:
+    """Measure every complete extract output under ``out`` (``force``: redo every output)."""
     config = config or Config()
     sources = _common.extract_outputs(out)
     load_features(config.lines.line_list)  # fail early on a bad line list
-    tasks = [(p, config, Path(out), strict) for p in sources]
+    tasks = [(p, config, Path(out), strict, force) for p in sources]
     return _common.run_tasks(STAGE, lines_plate, tasks, out, workers, executor)
 
 

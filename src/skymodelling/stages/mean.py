@@ -39,9 +39,6 @@ MAD_TO_SIGMA = 1.4826
 KEY_COLUMNS = ("PLATE", "MJD", "IMG", "CAMERA", "ROW")
 #: Images per camera (``<CAM>_<name>`` HDUs).
 ARRAYS = ("FLUX", "IVAR", "NUSED", "MASK", "DISP")
-#: Version of the output's layout, part of the completion marker's inputs: outputs of an
-#: older layout (2: ``<CAM>_DISP`` added) are redone by a rerun.
-FORMAT = 2
 #: Extract META columns that differ between the fibres of an exposure (not copied).
 FIBER_COLUMNS = ("FIB", "ROW", "XFOCAL", "YFOCAL", "FIBER_RA", "FIBER_DEC", "OBJTYPE")
 
@@ -269,7 +266,7 @@ def _enrich_conditions(path: Path, meta: Table, hdul, out: Path):
     if len(cond) != len(meta) or any(np.any(np.asarray(cond[k]) != np.asarray(meta[k]))
                                      for k in _common_keys()):
         return None, None
-    return cond, {"file": cond_path.name, "size": info.get("size"), "config": info.get("config")}
+    return cond, _common.output_signature(cond_path)
 
 
 def mean_file(path: Path, config: Config, failures: _common.FailureLog, out: Path,
@@ -403,9 +400,8 @@ def mean_plate(task) -> dict:
     """Run the stage on one extract output (a worker task)."""
     from .lines import input_signature
 
-    source, config, out, strict = task
-    inputs = {"extract": input_signature(source), "enrich": _enrich_signature(source, out),
-              "format": FORMAT}
+    source, config, out, strict, force = task
+    inputs = {"extract": input_signature(source), "enrich": _enrich_signature(source, out)}
 
     def work(target, plate, mjd, failures):
         table, arrays, grids, enrich_sig = mean_file(source, config, failures, out, strict)
@@ -419,7 +415,7 @@ def mean_plate(task) -> dict:
         return len(table)
 
     return _common.plate_task(STAGE, source, out, config, strict, target_of=output_path,
-                              inputs=inputs, work=work)
+                              inputs=inputs, work=work, force=force)
 
 
 def _enrich_signature(source: Path, out: Path):
@@ -431,12 +427,13 @@ def _enrich_signature(source: Path, out: Path):
 
 
 def run_mean(out, config: Config | None = None, *, workers: int = 1,
-             strict: bool = False, executor=None) -> _common.StageSummary:
-    """Mean sky spectra of every complete extract output under ``out``."""
+             strict: bool = False, executor=None, force: bool = False) -> _common.StageSummary:
+    """Mean sky spectra of every complete extract output under ``out`` (``force``: redo
+    every output)."""
     config = config or Config()
     sources = _common.extract_outputs(out)
     load_features(config.lines.line_list)  # fail early on a bad line list
-    tasks = [(p, config, Path(out), strict) for p in sources]
+    tasks = [(p, config, Path(out), strict, force) for p in sources]
     return _common.run_tasks(STAGE, mean_plate, tasks, out, workers, executor)
 
 

@@ -179,7 +179,7 @@ def _inputs_digest(out: Path, platelist_path: Path | None, exclude: tuple) -> st
 
 
 def run_merge(out, config: Config | None = None, *, platelist=None,
-              verbose: bool = True) -> dict[str, dict[str, int]]:
+              verbose: bool = True, force: bool = False) -> dict[str, dict[str, int]]:
     """Write the catalogue products of ``out``; return the counts of each product.
 
     Parameters
@@ -191,6 +191,10 @@ def run_merge(out, config: Config | None = None, *, platelist=None,
     platelist : path-like, optional
         Plate list with PLATEQUALITY (default: ``OUT/platelist.fits``, copied by
         extract from the reduction tree).
+    verbose : bool
+        Print the counts.
+    force : bool
+        Write the catalogue even when it is up to date.
     """
     from ..dataset import open_dataset
     from ..io.platelist import read_platelist
@@ -204,8 +208,8 @@ def run_merge(out, config: Config | None = None, *, platelist=None,
     digest = _inputs_digest(out, platelist_path if platelist_path.exists() else None, exclude)
     targets = [folder / f"{p}.{ext}" for p in PRODUCTS for ext in ("fits", "parquet")]
     summary_path = folder / "counts.json"
-    if all(_common.is_complete(t, config.digest(STAGE)) and
-           _common.marker_info(t).get("inputs") == digest for t in targets):
+    if not force and summary_path.is_file() and all(
+            _common.is_current(t, STAGE, config, digest) for t in targets):
         log.info("merge: catalogue is up to date")
         return json.loads(summary_path.read_text())
     for t in targets:
@@ -237,7 +241,7 @@ def run_merge(out, config: Config | None = None, *, platelist=None,
         for ext, writer in (("fits", write_fits), ("parquet", write_parquet)):
             target = folder / f"{name}.{ext}"
             writer(target, product, units, cards)
-            _common.mark_complete(target, config.digest(STAGE), inputs=digest)
+            _common.mark_complete(target, STAGE, config, digest)
     from .._atomic import write_text_atomic
 
     write_text_atomic(summary_path, json.dumps(stats, indent=1))

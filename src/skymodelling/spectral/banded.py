@@ -1,0 +1,310 @@
+"""Weighted linear least squares for designs whose columns are local in pixels.
+
+The decomposition of a sky spectrum (:mod:`skymodelling.spectral.decompose`) fits a
+B-spline continuum and hundreds of lines, each column non-zero over a few tens of pixels,
+plus a few wide columns (the solar template times a coarse spline). :class:`BandedNormal`
+forms the normal equations once and solves them, or any principal sub-system (lines
+dropped without recomputing anything), by a block-tridiagonal Cholesky with the wide
+columns as a dense border: the cost grows linearly with the number of columns.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+#: Fewest columns in a block of the block-tridiagonal factorisation (:class:`_Normal`).
+_MIN_BLOCK = 24
+
+
+class _Normal:
+    """Weighted least squares of a design whose columns are local in pixels.
+
+    The normal matrix ``N = A^T W A`` is formed once (sparse); :meth:`solve` solves it,
+    or the principal sub-system of chosen columns (lines dropped without recomputing
+    anything), by a block-tridiagonal Cholesky: the local columns (the continuum spline
+    and the lines, each non-zero over a limited pixel range) sorted by their first pixel
+    fall into consecutive blocks of which only neighbours overlap; the ``nborder`` wide
+    columns (the solar template's coarse spline) are eliminated through their Schur
+    complement. Variances of chosen coefficients come from the diagonal blocks of the
+    inverse (selected inversion, no full inverse), covariances among a few chosen
+    coefficients from extra right-hand sides. A sparse LU is the fallback when a block
+    is not numerically positive definite.
+
+    Parameters
+    ----------
+    design : scipy.sparse matrix (npix, ncol)
+    y, w : ndarray (npix,)
+        Data and weights (0 = masked).
+    border : bool ndarray (ncol,)
+        Wide columns (few) handled as a dense border.
+    """
+
+    def __init__(self, design, y, w, border, *, ridge=1e-10):
+        a = sp.csc_matrix(design)
+        a.sort_indices()
+        sw = np.sqrt(w)
+        aw = a.copy()
+        aw.data = aw.data * sw[aw.indices]
+        normal = (aw.T @ aw).tocoo()
+        self.r, self.c, self.v = normal.row, normal.col, normal.data
+        self.rhs = aw.T @ (sw * y)
+        self._aw, self._sw = aw, sw
+        nnz = np.diff(a.indptr)
+        first = np.zeros(a.shape[1], int)
+        last = np.zeros(a.shape[1], int)
+        has = nnz > 0
+        first[has] = a.indices[a.indptr[:-1][has]]
+        last[has] = a.indices[a.indptr[1:][has] - 1]
+        self.first, self.last = first, last
+        self.border = np.asarray(border, bool)
+        self.ridge = ridge
+        self.ncol = a.shape[1]
+        self._state = None
+
+    def set_data(self, y):
+        """New data ``y`` (same weights and design): only the right-hand side changes."""
+        self.rhs = self._aw.T @ (self._sw * y)
+
+    def solve(self, sel=None, var=None, cov=None):
+        """Coefficients of the columns ``sel`` (all when None) fitted alone.
+
+        ``var``: positions (in ``sel``) whose variances to return; ``cov``: positions
+        whose full covariance to return. Returns (coef, variances, covariance).
+        """
+        sel = np.arange(self.ncol) if sel is None else np.asarray(sel, int)
+        n = sel.size
+        var = np.zeros(0, int) if var is None else np.asarray(var, int)
+        cov = np.zeros(0, int) if cov is None else np.asarray(cov, int)
+        # everything but the right-hand side depends on ``sel`` only: kept for the last
+        # ``sel`` (a new right-hand side, :meth:`set_data`, reuses the factorisation)
+        key = sel.tobytes()
+        st = self._state if self._state is not None and self._state["key"] == key else None
+        if st is None:
+            st = self._setup(sel)
+            st["key"] = key
+            self._state = st
+        scale, perm, inv, nloc = st["scale"], st["perm"], st["inv"], st["nloc"]
+        r, c, v, dead = st["r"], st["c"], st["v"], st["dead"]
+        b = (self.rhs[sel] * scale)[perm]
+        try:
+            if var.size or cov.size:
+                x, xvar, xcov = self._block_solve(r, c, v, b, dead, nloc,
+                                                  self.first[sel][perm], self.last[sel][perm],
+                                                  inv[var], inv[cov])
+            else:
+                if "band" not in st:
+                    st["band"] = self._band_factor(r, c, v, dead, nloc)
+                x = self._band_apply(st["band"], b, nloc)
+                xvar, xcov = np.zeros(0), np.zeros((0, 0))
+        except np.linalg.LinAlgError:
+            x, xvar, xcov = self._lu_solve(r, c, v, b, dead, inv[var], inv[cov])
+        coef = np.empty(n)
+        coef[perm] = x
+        coef *= scale
+        return (coef, xvar * scale[var] ** 2,
+                xcov * scale[cov][:, None] * scale[cov][None, :])
+
+    def _setup(self, sel):
+        """The sub-matrix of the columns ``sel``: scaled to unit diagonal, permuted (local
+        columns by first pixel, then the border)."""
+        n = sel.size
+        where = np.full(self.ncol, -1)
+        where[sel] = np.arange(n)
+        r, c = where[self.r], where[self.c]
+        keep = (r >= 0) & (c >= 0)
+        r, c, v = r[keep], c[keep], self.v[keep]
+        on = r == c
+        diag = np.bincount(r[on], v[on], minlength=n)
+        scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 0.0)
+        v = v * scale[r] * scale[c]
+        dead = diag <= 0
+        border = self.border[sel]
+        first = np.where(border, np.iinfo(int).max, self.first[sel])
+        perm = np.lexsort((self.last[sel], first))
+        nloc = int(np.sum(~border))
+        inv = np.empty(n, int)
+        inv[perm] = np.arange(n)
+        return {"scale": scale, "perm": perm, "inv": inv, "nloc": nloc, "r": inv[r],
+                "c": inv[c], "v": v, "dead": dead[perm]}
+
+    def _lu_solve(self, r, c, v, b, dead, var, cov):
+        from scipy.sparse.linalg import splu
+
+        n = b.size
+        ns = sp.csc_matrix((v, (r, c)), shape=(n, n)) + sp.diags(
+            self.ridge + dead.astype(float))
+        lu = splu(ns.tocsc())
+        x = lu.solve(b)
+        cols = np.concatenate([var, cov])
+        if cols.size:
+            e = np.zeros((n, cols.size))
+            e[cols, np.arange(cols.size)] = 1.0
+            z = lu.solve(e)
+        else:
+            z = np.zeros((n, 0))
+        return (x, z[var, np.arange(var.size)],
+                z[np.ix_(cov, var.size + np.arange(cov.size))])
+
+    def _band_factor(self, r, c, v, dead, nloc):
+        """Banded Cholesky of the local columns (LAPACK pbtrf), the border's Schur complement."""
+        from scipy.linalg import cho_solve_banded, cholesky_banded, lu_factor
+
+        n = dead.size
+        nb = n - nloc
+        up = (r <= c) & (c < nloc)
+        bw = int(np.max(c[up] - r[up])) if up.any() else 0
+        ab = np.zeros((bw + 1, nloc))
+        ab[bw + r[up] - c[up], c[up]] = v[up]
+        ab[bw] += self.ridge + dead[:nloc]
+        factor = cholesky_banded(ab, lower=False, check_finite=False)
+        if not nb:
+            return factor, None, None, None
+        bmat = np.zeros((nloc, nb))
+        bor = (r < nloc) & (c >= nloc)
+        bmat[r[bor], c[bor] - nloc] = v[bor]
+        zb = cho_solve_banded((factor, False), bmat, check_finite=False)
+        cb = (r >= nloc) & (c >= nloc)
+        cmat = np.zeros((nb, nb))
+        cmat[r[cb] - nloc, c[cb] - nloc] = v[cb]
+        cmat[np.arange(nb), np.arange(nb)] += self.ridge + dead[nloc:]
+        schur = lu_factor(cmat - bmat.T @ zb, check_finite=False)
+        return factor, bmat, zb, schur
+
+    @staticmethod
+    def _band_apply(band, b, nloc):
+        from scipy.linalg import cho_solve_banded, lu_solve
+
+        factor, bmat, zb, schur = band
+        z0 = cho_solve_banded((factor, False), b[:nloc], check_finite=False)
+        if bmat is None:
+            return z0
+        xb = lu_solve(schur, b[nloc:] - bmat.T @ z0, check_finite=False)
+        if not np.all(np.isfinite(xb)):
+            raise np.linalg.LinAlgError("singular border")
+        return np.concatenate([z0 - zb @ xb, xb])
+
+    def _block_solve(self, r, c, v, b, dead, nloc, first, last, var, cov):
+        from scipy.linalg import cholesky, solve_triangular
+
+        n = b.size
+        nb = n - nloc
+        # blocks: columns of block k + 2 start after every column of block k ends
+        reach = np.maximum.accumulate(last[:nloc]) if nloc else np.zeros(0, int)
+        starts = [0]
+        if nloc:
+            nxt = min(nloc, _MIN_BLOCK)
+            while nxt < nloc:
+                starts.append(nxt)
+                after = int(np.searchsorted(first[:nloc], reach[nxt - 1], side="right"))
+                nxt = min(nloc, max(after, nxt + _MIN_BLOCK))
+        starts = np.array(starts + [nloc])
+        nblk = starts.size - 1
+        size = np.diff(starts)
+        m = int(size.max()) if nblk else 0
+        blk = np.repeat(np.arange(nblk), size)
+        off = np.arange(nloc) - starts[blk]
+        # right-hand sides: the data, the border columns, unit vectors for the covariance
+        cov_loc = cov[cov < nloc]
+        k = 1 + nb + cov_loc.size
+        dmat = np.zeros((nblk, m, m))
+        emat = np.zeros((max(nblk - 1, 0), m, m))
+        rhs = np.zeros((nblk, m, k))
+        loc = (r < nloc) & (c < nloc)
+        rl, cl, vl = r[loc], c[loc], v[loc]
+        br, bc = blk[rl], blk[cl]
+        same = br == bc
+        dmat[br[same], off[rl[same]], off[cl[same]]] = vl[same]
+        low = br == bc + 1
+        emat[bc[low], off[rl[low]], off[cl[low]]] = vl[low]
+        if np.any(np.abs(br - bc) > 1):
+            raise np.linalg.LinAlgError("not block tridiagonal")
+        pad = np.ones((nblk, m), bool)
+        pad[blk, off] = False
+        ridge = np.where(pad, 1.0, 0.0)
+        ridge[blk, off] += self.ridge + dead[:nloc]
+        dmat[:, np.arange(m), np.arange(m)] += ridge
+        rhs[blk, off, 0] = b[:nloc]
+        bor = (r < nloc) & (c >= nloc)
+        rhs[blk[r[bor]], off[r[bor]], 1 + c[bor] - nloc] = v[bor]
+        rhs[blk[cov_loc], off[cov_loc], 1 + nb + np.arange(cov_loc.size)] = 1.0
+        # forward: N = L L^T, L block bidiagonal with diagonal Lk and sub-diagonal Mk
+        chol, lower, ys = [], [], []
+        mk = None
+        for j in range(nblk):
+            s = dmat[j] if mk is None else dmat[j] - mk @ mk.T
+            lk = cholesky(s, lower=True, check_finite=False)
+            rj = rhs[j] if mk is None else rhs[j] - mk @ ys[-1]
+            ys.append(solve_triangular(lk, rj, lower=True, check_finite=False))
+            chol.append(lk)
+            if j < nblk - 1:
+                mk = solve_triangular(lk, emat[j].T, lower=True, check_finite=False).T
+                lower.append(mk)
+        xs = [None] * nblk
+        for j in range(nblk - 1, -1, -1):
+            yj = ys[j] if j == nblk - 1 else ys[j] - lower[j].T @ xs[j + 1]
+            xs[j] = solve_triangular(chol[j], yj, lower=True, trans="T", check_finite=False)
+        xall = np.concatenate([xs[j][:size[j]] for j in range(nblk)]) if nblk else np.zeros(
+            (0, k))
+        # diagonal of the inverse of the local block (selected inversion)
+        dvar = np.zeros(nloc)
+        if var.size:
+            sig = None
+            for j in range(nblk - 1, -1, -1):
+                li = solve_triangular(chol[j], np.eye(m), lower=True, check_finite=False)
+                s = li.T @ li
+                if sig is not None:
+                    p = (lower[j] @ li).T
+                    s = s + p @ sig @ p.T
+                sig = s
+                dvar[starts[j]:starts[j + 1]] = np.diag(s)[:size[j]]
+        z0 = xall[:, 0]
+        if nb:
+            zb = xall[:, 1:1 + nb]
+            bmat = np.zeros((nloc, nb))
+            bmat[r[bor], c[bor] - nloc] = v[bor]
+            cb = (r >= nloc) & (c >= nloc)
+            cmat = np.zeros((nb, nb))
+            cmat[r[cb] - nloc, c[cb] - nloc] = v[cb]
+            cmat[np.arange(nb), np.arange(nb)] += self.ridge + dead[nloc:]
+            schur = cmat - bmat.T @ zb
+            sinv = np.linalg.inv(schur)
+            if not np.all(np.isfinite(sinv)):
+                raise np.linalg.LinAlgError("singular border")
+            xb = sinv @ (b[nloc:] - bmat.T @ z0)
+            xl = z0 - zb @ xb
+            x = np.concatenate([xl, xb])
+            full = np.zeros((n, nb))        # N^-1 restricted to the border's columns
+            full[:nloc] = -zb @ sinv
+            full[nloc:] = sinv
+        else:
+            x, full = z0, np.zeros((n, 0))
+        xvar = np.zeros(var.size)
+        isloc = var < nloc
+        xvar[isloc] = dvar[var[isloc]]
+        if nb:
+            xvar[isloc] += np.einsum("ij,jk,ik->i", zb[var[isloc]], sinv, zb[var[isloc]])
+            xvar[~isloc] = full[var[~isloc], var[~isloc] - nloc]
+        xcov = np.zeros((cov.size, cov.size))
+        if cov.size:
+            if np.any(cov >= nloc):
+                raise np.linalg.LinAlgError("covariance of border columns not supported")
+            cols = xall[:, 1 + nb:]
+            xcov = cols[cov]
+            if nb:
+                xcov = xcov + zb[cov] @ sinv @ zb[cov].T
+        return x, xvar, xcov
+
+
+BandedNormal = _Normal
+
+
+def border_mask(ncol, ncont, nborder):
+    """Which of ``ncol`` columns (continuum first) are the wide template columns."""
+    border = np.zeros(ncol, bool)
+    border[ncont - nborder:ncont] = True
+    return border
+
+
+_border = border_mask
+
+__all__ = ["BandedNormal", "border_mask"]

@@ -1,0 +1,203 @@
+"""The line-spread profile of a sky spectrum on a log-lambda grid: its core width along the
+camera and its fit to the brightest isolated lines.
+
+The profile of every line of a spectrum is :func:`skymodelling.spectral.lsf.pixel_profile`
+(a Gaussian core of width sigma and a Lorentzian wing of fraction eta and HWHM gamma,
+integrated over the pixel). Its core width varies smoothly along the camera
+(:func:`line_sigma`), optionally following the extraction's dispersion (:func:`disp_width`);
+:func:`fit_lsf` measures it on the bright isolated lines of a spectrum.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .lsf import line_columns
+
+#: Profile (sigma, eta, gamma; grid pixels) when it cannot be fitted: BOSS core of ~1.05
+#: (blue) / 1.08 (red) native pixels of 0.63 / 0.70 grid pixels, widened by the pixel boxes.
+DEFAULT_LSF = {"b": (0.70, 0.04, 2.2), "r": (0.80, 0.05, 3.2)}
+
+
+def line_sigma(lsf, centres, npix: int, width_curve=None) -> np.ndarray:
+    """Core sigma (pixels) of lines at pixel coordinates ``centres`` of an ``npix`` grid.
+
+    ``lsf`` is (sigma, eta, gamma) or (sigma, eta, gamma, s1, s2): the core width along
+    the camera is ``sigma (1 + s1 t + s2 (3 t^2 - 1) / 2)`` with ``t`` = -1 .. 1 from the
+    first to the last pixel of the grid (Legendre P1, P2: ``sigma`` is the mean width).
+    The spectrograph's width varies along the CCD (aberrations: wider at both ends; the
+    BOSS extraction's dispersion traceset is a Legendre series in the pixel coordinate too).
+
+    ``width_curve`` (npix,), optional: the instrument's width along the grid (the mean DISP
+    in pixels, :func:`disp_width`); the core width is then ``sigma w(u) / mean(w)`` times
+    the same polynomial (a low-order correction to the measured shape).
+    """
+    centres = np.asarray(centres, dtype=float)
+    s1, s2 = (lsf[3], lsf[4]) if len(lsf) > 3 else (0.0, 0.0)
+    t = 2.0 * centres / max(npix - 1, 1) - 1.0
+    poly = lsf[0] * (1.0 + s1 * t + s2 * (1.5 * t * t - 0.5))
+    if width_curve is None:
+        return poly
+    return poly * _relative_width(width_curve, centres)
+
+
+def _relative_width(width, centres) -> np.ndarray:
+    """``width`` at the (fractional) pixels ``centres``, relative to its mean."""
+    width = np.asarray(width, dtype=float)
+    return np.interp(centres, np.arange(width.size), width) / float(np.mean(width))
+
+
+def disp_width(loglam, disp) -> np.ndarray | None:
+    """The instrument's core width (sigma) in pixels of the log-lambda grid ``loglam``.
+
+    ``disp``: the line-spread sigma in Angstrom on the grid (the mean stage's
+    ``<CAM>_DISP``, the extraction's dispersion traceset; 0 where unknown). Gaps are
+    filled with the nearest known value. None when it is unknown everywhere.
+
+    Converted with the pixel width lambda ln(10) dloglam. The extraction and the
+    resampling widen a line beyond DISP: the native pixel integrates the profile (a box of
+    p grid pixels, p the native pixel width) and the resampling spreads each native pixel
+    evenly over its width (the same box again); the model integrates over the grid pixel
+    itself. Variance 2 p^2 / 12 added to DISP^2 = (sigma_native p)^2 is a fraction
+    1 / (6 sigma_native^2) (15 % for sigma_native = 1.05 native pixels; a line fitted on the
+    grid is 7.3 % wider than DISP, checked by resampling pixelised Gaussians), constant
+    along the camera to the extent sigma_native is (+-5 % in sigma_native changes it by
+    +-0.5 %): a scale, which the fitted ``sigma`` absorbs, so it is not applied here.
+    """
+    loglam = np.asarray(loglam, dtype=float)
+    disp = np.asarray(disp, dtype=float)
+    ok = np.isfinite(disp) & (disp > 0)
+    if ok.sum() < 2:
+        return None
+    step = float(np.median(np.diff(loglam)))
+    pix = disp / (10.0 ** loglam * np.log(10.0) * step)
+    idx = np.arange(loglam.size)
+    return np.interp(idx, idx[ok], pix[ok])
+
+
+def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
+            fixed_wing=None, vary=True, width_curve=None, curve_degree=0, details=None):
+    """Profile (sigma, eta, gamma[, s1, s2]) from bright isolated lines, or None.
+
+    Each line's window (``window`` pixels either side) is fitted with a straight
+    line plus the line and its shift column, and any other peak inside it.
+
+    With ``fixed_wing`` (eta, gamma) and ``vary`` the core width is measured line by
+    line (a one-dimensional search per window) on the ``n_lines`` brightest isolated
+    lines plus the brightest few of each third of the camera, and a quadratic in the
+    pixel coordinate (:func:`line_sigma`; a straight line or a constant when the lines
+    cover only two or one third) is fitted to the widths, clipping outliers (lines with
+    an unresolved neighbour look wide). Otherwise one width (and, without
+    ``fixed_wing``, the wing) is fitted to all windows together (Nelder-Mead on the
+    summed chi-square).
+
+    With ``width_curve`` (the instrument's width along the grid, :func:`disp_width`) the
+    widths are fitted by that curve's shape times a polynomial of degree at most
+    ``curve_degree`` (0: only the scale). ``details`` (a dict) receives the lines'
+    positions (``where``), widths, errors and which were kept (``used``).
+    """
+    from scipy.optimize import minimize, minimize_scalar
+
+    npix = flux.size
+    order = np.argsort(snr)[::-1]
+    ok = []
+    for i in order:
+        if snr[i] < 30:
+            break
+        near = np.abs(centres - centres[i])
+        if np.any((near > 0) & (near < 6) & (snr > 0.05 * snr[i])):
+            continue
+        lo, hi = int(centres[i]) - window, int(centres[i]) + window + 1
+        if lo < 0 or hi > npix or np.mean(ivar[lo:hi] > 0) < 0.9:
+            continue
+        ok.append((i, lo, hi))
+    chosen = ok[:n_lines]
+    third = np.zeros(len(ok), int)
+    if vary and fixed_wing and ok:
+        good = np.flatnonzero(ivar > 0)
+        cuts = np.linspace(good[0], good[-1], 4)[1:3]
+        third = np.searchsorted(cuts, [centres[i] for i, _, _ in ok])
+        for part in range(3):   # the brightest few of each third too
+            extra = [c for c, p in zip(ok, third, strict=True) if p == part][:3]
+            chosen += [c for c in extra if c not in chosen]
+    if len(chosen) < 2:
+        return None
+    windows = []
+    for i, lo, hi in chosen:
+        others = np.flatnonzero((centres >= lo) & (centres < hi))
+        windows.append((lo, hi, centres[others], centres[i]))
+
+    def chi2(lo, hi, cs, sigma, eta, gamma):
+        cols = line_columns(cs, npix, dlam, sigma=sigma, eta=eta, gamma=gamma,
+                            half_width=window + 10, derivative=np.ones(cs.size, bool))
+        a = cols[lo:hi].toarray()
+        x = np.arange(hi - lo) / (hi - lo) - 0.5
+        a = np.column_stack([np.ones(hi - lo), x, a])
+        sw = np.sqrt(ivar[lo:hi])
+        coef, *_ = np.linalg.lstsq(a * sw[:, None], flux[lo:hi] * sw, rcond=None)
+        return float(np.sum(((flux[lo:hi] - a @ coef) * sw) ** 2))
+
+    if vary and fixed_wing:
+        eta, gamma = fixed_wing
+        where, widths, errs = [], [], []
+        for lo, hi, cs, c in windows:
+            def one(s, lo=lo, hi=hi, cs=cs):
+                return chi2(lo, hi, cs, s, eta, gamma)
+
+            res = minimize_scalar(one, bounds=(0.4, 4.0), method="bounded",
+                                  options={"xatol": 2e-3})
+            if not (res.success and 0.41 < res.x < 3.99):
+                continue
+            h = 0.02
+            curv = (one(res.x + h) + one(res.x - h) - 2.0 * res.fun) / (h * h)
+            if curv > 0:
+                where.append(c)
+                widths.append(res.x)
+                errs.append(np.sqrt(2.0 / curv))
+        if len(widths) < 2:
+            return None
+        where, widths = np.array(where), np.array(widths)
+        # statistical error plus a 1 % floor (the windows' own model is not perfect)
+        wt = 1.0 / np.sqrt(np.array(errs) ** 2 + (0.01 * widths) ** 2)
+        good = np.flatnonzero(ivar > 0)
+        cuts = np.linspace(good[0], good[-1], 4)[1:3]
+        parts = np.bincount(np.searchsorted(cuts, where), minlength=3)
+        degree = min(int(np.sum(parts >= 2)) - 1, 2, widths.size - 2)
+        t = 2.0 * where / max(npix - 1, 1) - 1.0
+        if width_curve is not None:
+            degree = min(degree, curve_degree)
+        basis = np.column_stack([np.ones_like(t), t, 1.5 * t * t - 0.5])[:, :max(degree, 0) + 1]
+        if width_curve is not None:
+            basis = basis * _relative_width(width_curve, where)[:, None]
+        use = np.ones(widths.size, bool)
+        for _ in range(5):
+            coef, *_ = np.linalg.lstsq(basis[use] * wt[use, None], widths[use] * wt[use],
+                                       rcond=None)
+            dev = (widths - basis @ coef) * wt
+            mad = 1.4826 * np.median(np.abs(dev[use]))
+            new = np.abs(dev) < 3.0 * max(mad, 1.0)
+            if new.sum() < basis.shape[1] + 1 or np.array_equal(new, use):
+                break
+            use = new
+        if details is not None:
+            details.update(where=where, widths=widths, errs=np.array(errs), used=use)
+        coef = np.concatenate([coef, np.zeros(3 - coef.size)])
+        s1, s2 = (float(np.clip(v / coef[0], -0.2, 0.2)) for v in coef[1:])
+        return (float(coef[0]), eta, gamma, s1, s2)
+
+    def cost(theta):
+        sigma, eta, gamma = (theta[0], *fixed_wing) if fixed_wing else theta
+        if not (0.4 < sigma < 4 and 0 <= eta < 0.5 and 0.5 < gamma < 30):
+            return 1e30
+        return sum(chi2(lo, hi, cs, sigma, eta, gamma) for lo, hi, cs, _ in windows)
+
+    start = np.asarray(start, float)[:1 if fixed_wing else 3]
+    res = minimize(cost, start, method="Nelder-Mead",
+                   options={"xatol": 1e-3, "fatol": 1e-3, "maxfev": 200})
+    if not np.isfinite(res.fun) or res.fun >= 1e30:
+        return None
+    if fixed_wing:
+        return (float(res.x[0]), *fixed_wing)
+    return tuple(float(v) for v in res.x)
+
+
+__all__ = ["DEFAULT_LSF", "line_sigma", "disp_width", "fit_lsf"]
