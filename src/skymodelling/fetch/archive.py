@@ -52,23 +52,20 @@ class Archive:
 
     Examples
     --------
-    >>> a = Archive("DR12", base_url="http://127.0.0.1:8000")   # doctest: +SKIP
-    >>> a.frame_file("spFrame", "v5_7_0", 3985, "b1", 114439).url  # doctest: +SKIP
+    >>> a = Archive("DR12", base_url="http://127.0.0.1:8000")
+    >>> a.frame_file("spFrame", "v5_7_0", 3985, "b1", 114439).url
     'http://127.0.0.1:8000/sas/dr12/boss/spectro/redux/v5_7_0/3985/spFrame-b1-00114439.fits.gz'
+    >>> a.frame_file("spCFrame", "v5_7_0", 3985, "b1", 114439).relpath
+    'v5_7_0/3985/spCFrame-b1-00114439.fits'
     """
 
     def __init__(self, release: str = "DR12", base_url: str = DEFAULT_BASE_URL):
         release = release.upper()
         if release not in RELEASES:
             raise SkyModellingError(f"release {release!r}: expected one of {', '.join(RELEASES)}")
-        try:
-            from sdss_access.path import Path as SdssPath
-        except ImportError as exc:
-            raise SkyModellingError(
-                "sdss-access is not installed: pip install 'skymodelling[fetch]'") from exc
         self.release = release
         self.base_url = base_url.rstrip("/")
-        self._path = SdssPath(release=release, preserve_envvars=True)
+        self._path = _sdss_path(release)
         # the redux folder, relative to the SAS root: the platelist template's folder
         # minus its run2d component ("dr12/boss/spectro/redux")
         loc = PurePosixPath(self._location("platelist", run2d="RUN2D"))
@@ -90,36 +87,87 @@ class Archive:
         return self._file(f"{self.redux}/platelist.fits")
 
     def spplate_file(self, run2d: str, plate: int, mjd: int) -> RemoteFile:
-        return self._file(self._location("spPlate", run2d=run2d, plateid=int(plate),
-                                         mjd=f"{int(mjd):05d}"))
+        """The spPlate of one plate-MJD (``spPlate-<plate4>-<mjd5>.fits``)."""
+        loc = self._location("spPlate", run2d=run2d, plateid=int(plate), mjd=f"{int(mjd):05d}")
+        return self._file(self._named(loc, paths.spplate_name(plate, mjd)))
 
     def frame_file(self, product: str, run2d: str, plate: int, camera: str,
                    expid: int) -> RemoteFile:
-        """spFrame, spCFrame or spFluxcalib of one camera and exposure."""
+        """spFrame, spCFrame or spFluxcalib of one camera and exposure.
+
+        The folder comes from sdss-access's template; the name is checked against
+        the BOSS name (exposure ids zero-padded to 8 digits, ``paths``): the DR12
+        tree's spCFrame template gives the spFrame name (spFrame-...fits.gz), while
+        the SAS holds spCFrame-<cam>-<expid8>.fits uncompressed.
+        """
+        if product not in ("spFrame", "spCFrame", "spFluxcalib"):
+            raise ValueError(f"unknown product {product!r}")
         kw = dict(run2d=run2d, plateid=int(plate), br=camera[0], id=camera[1],
-                  frame=int(expid))
-        if product == "spCFrame":
-            # the DR12 tree's spCFrame template points at the spFrame name
-            # (spFrame-...fits.gz); the SAS holds spCFrame-<cam>-<expid8>.fits
-            # uncompressed, so the name comes from the spFrame location's folder
-            folder = PurePosixPath(self._location("spFrame", **kw)).parent
-            return self._file(str(folder / paths.spcframe_name(camera, expid)))
-        return self._file(self._location(product, **kw))
+                  frame=f"{int(expid):08d}")
+        name = paths._frame_name(product, camera, expid)
+        return self._file(self._named(self._location(product, **kw), name))
+
+    def _named(self, location: str, name: str) -> str:
+        loc = PurePosixPath(location)
+        if loc.name != name:
+            log.debug("sdss-access %s gives %s for %s; using %s", self.release, loc.name,
+                      name, name)
+        return str(loc.parent / name)
 
 
-def mirror_redux(release: str, mirror=None) -> Path | None:
-    """The redux folder of a local mirror (``--mirror`` or ``$SAS_BASE_DIR``), or None."""
+def _sdss_path(release: str):
+    """sdss-access's path builder for a release (its import leaves a config file open)."""
+    import gc
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            from sdss_access.path import Path as SdssPath
+        except ImportError as exc:
+            raise SkyModellingError(
+                "sdss-access is not installed: pip install 'skymodelling[fetch]'") from exc
+        path = SdssPath(release=release, preserve_envvars=True)
+        gc.collect()
+    return path
+
+
+def mirror_redux(archive: Archive, mirror=None) -> Path | None:
+    """The redux folder of a local mirror (``--mirror`` or ``$SAS_BASE_DIR``), or None.
+
+    The mirror is laid out as the SAS below ``/sas/`` (``$SAS_BASE_DIR/dr12/boss/spectro/
+    redux``, ``$SAS_BASE_DIR/dr17/eboss/spectro/redux``), as at NERSC.
+
+    Examples
+    --------
+    >>> a = Archive("DR12")
+    >>> mirror_redux(a, "/global/cfs/cdirs/sdss/data/sas").as_posix()
+    '/global/cfs/cdirs/sdss/data/sas/dr12/boss/spectro/redux'
+    """
     base = mirror if mirror is not None else os.environ.get("SAS_BASE_DIR")
     if not base:
         return None
-    return Path(base) / release.lower() / "boss" / "spectro" / "redux"
+    return Path(base) / archive.redux
 
 
 def plate_rows(platelist, plates=None, plate_range=None, run2d=None) -> list[tuple]:
     """``(run2d, plate, mjd)`` of the wanted plates from a platelist table, sorted.
 
     ``plates`` a list of numbers, ``plate_range`` ``(first, last)`` inclusive, or
-    both None for every plate. Unknown plates raise a one-line error.
+    both None for every plate. Only idlspec2d v5 reductions (RUN2D ``v5_...``) are
+    kept unless ``run2d`` names one: the SDSS-I/II reductions (RUN2D 26, 103, 104)
+    that some platelists also list have no spCFrame files. Unknown plates raise a
+    one-line error.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> t = Table({"PLATE": [3985, 3664, 266], "MJD": [55320, 55245, 51630],
+    ...            "RUN2D": ["v5_7_0", "v5_7_0", "26"]})
+    >>> plate_rows(t)
+    [('v5_7_0', 3664, 55245), ('v5_7_0', 3985, 55320)]
+    >>> plate_rows(t, plate_range=(3900, 4000))
+    [('v5_7_0', 3985, 55320)]
     """
     import numpy as np
 
@@ -127,15 +175,16 @@ def plate_rows(platelist, plates=None, plate_range=None, run2d=None) -> list[tup
     mjd = np.asarray(platelist["MJD"]).astype(int)
     r2d = (np.char.strip(np.asarray(platelist["RUN2D"]).astype(str))
            if "RUN2D" in platelist.colnames else np.full(len(plate), paths.RUN2D_DEFAULT))
-    keep = np.ones(len(plate), bool)
-    if run2d is not None:
-        keep &= r2d == run2d
+    keep = np.char.startswith(r2d, "v5") if run2d is None else r2d == run2d
+    if not keep.all():
+        log.info("platelist: %d rows of other reductions (RUN2D %s) left out",
+                 int((~keep).sum()), ", ".join(sorted(set(r2d[~keep].tolist()))))
     if plates is not None:
         missing = sorted(set(int(p) for p in plates) - set(plate[keep].tolist()))
         if missing:
             raise SkyModellingError(f"plates {missing} are not in the platelist; check the "
                                     "plate numbers and --release")
-        keep &= np.isin(plate, list(plates))
+        keep &= np.isin(plate, [int(p) for p in plates])
     if plate_range is not None:
         keep &= (plate >= plate_range[0]) & (plate <= plate_range[1])
     rows = sorted({(str(r), int(p), int(m)) for r, p, m in zip(r2d[keep], plate[keep],

@@ -34,9 +34,13 @@ class FetchRequest:
     show: bool = True
 
     def check(self) -> None:
-        chosen = sum([self.plates is not None, self.plate_range is not None, self.all])
+        """Raise a one-line error unless exactly one plate selection is given."""
+        chosen = sum([self.plates is not None, self.plate_range is not None, bool(self.all)])
         if chosen != 1:
             raise SkyModellingError("give exactly one of --plates, --plate-range, --all")
+        if self.plate_range is not None and self.plate_range[0] > self.plate_range[1]:
+            raise SkyModellingError(f"--plate-range {self.plate_range[0]}-"
+                                    f"{self.plate_range[1]}: the first plate is after the last")
 
 
 class PlateFetcher:
@@ -50,7 +54,7 @@ class PlateFetcher:
         self.request = request
         self.config = config or Config()
         self.archive = Archive(request.release, base_url=request.base_url)
-        redux = mirror_redux(request.release, request.mirror)
+        redux = mirror_redux(self.archive, request.mirror)
         self.mirror = redux
         if redux is not None and not redux.is_dir():
             raise SkyModellingError(f"{redux}: no such folder in the mirror (SAS_BASE_DIR or "
@@ -85,6 +89,7 @@ class PlateFetcher:
                 raise SkyModellingError(f"reference plate {ref} is not in the {req.release} "
                                         "platelist; give --calibration exposure")
             rows = refrows + [r for r in rows if r[1] != ref]
+        self.summary.plates = rows
         return rows
 
     def fetch_plate(self, run2d: str, plate: int, mjd: int) -> list[Path]:
@@ -113,6 +118,7 @@ def fetch_tree(raw, request: FetchRequest, config: Config | None = None) -> Fetc
     fetcher = PlateFetcher(raw, request, config)
     for run2d, plate, mjd in fetcher.plates():
         fetcher.fetch_plate(run2d, plate, mjd)
+    fetcher.summary.root = str(fetcher.root)
     if fetcher.mirror is not None:
         log.info("mirror %s: files are read in place, nothing copied; run "
                  "`skymodelling run %s OUT`", fetcher.root, fetcher.root)
