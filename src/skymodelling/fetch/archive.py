@@ -12,6 +12,7 @@ Locally the tree is kept relative to the ``redux`` folder (``RAW/platelist.fits`
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ class Archive:
             raise SkyModellingError(f"release {release!r}: expected one of {', '.join(RELEASES)}")
         self.release = release
         self.base_url = base_url.rstrip("/")
-        self._path = _sdss_path(release)
+        self._path, self._env = _sdss_path(release)
         # the redux folder, relative to the SAS root: the platelist template's folder
         # minus its run2d component ("dr12/boss/spectro/redux")
         loc = PurePosixPath(self._location("platelist", run2d="RUN2D"))
@@ -73,7 +74,8 @@ class Archive:
 
     def _location(self, name: str, **kw) -> str:
         try:
-            return self._path.location(name, **kw).lstrip("/")
+            with _environment(self._env):
+                return self._path.location(name, **kw).lstrip("/")
         except KeyError as exc:
             raise SkyModellingError(f"sdss-access {self.release} tree has no {name!r} "
                                     f"path ({exc})") from exc
@@ -116,20 +118,53 @@ class Archive:
 
 
 def _sdss_path(release: str):
-    """sdss-access's path builder for a release (its import leaves a config file open)."""
+    """sdss-access's path builder for a release.
+
+    Importing sdss-access sets ``SAS_BASE_DIR`` and many more variables in
+    ``os.environ`` (its ``tree`` package's defaults, e.g. ``~/sas``), logs its
+    tree and leaves a configuration file open; the environment is restored
+    afterwards, so ``$SAS_BASE_DIR`` still means the user's mirror.
+    """
     import gc
+    import io
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        try:
-            from sdss_access.path import Path as SdssPath
-        except ImportError as exc:
-            raise SkyModellingError(
-                "sdss-access is not installed: pip install 'skymodelling[fetch]'") from exc
-        path = SdssPath(release=release, preserve_envvars=True)
-        gc.collect()
-    return path
+    user = dict(os.environ)
+    disabled = logging.root.manager.disable
+    logging.disable(logging.INFO)      # its import logs its tree at DEBUG
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore", ResourceWarning)
+            try:
+                from sdss_access.path import Path as SdssPath
+            except ImportError as exc:
+                raise SkyModellingError(
+                    "sdss-access is not installed: pip install 'skymodelling[fetch]'") from exc
+            path = SdssPath(release=release, preserve_envvars=True)
+            gc.collect()
+        sdss = dict(os.environ)
+    finally:
+        logging.disable(disabled)
+        os.environ.clear()
+        os.environ.update(user)
+    logging.getLogger("sdss_access").setLevel(logging.WARNING)
+    return path, {k: v for k, v in sdss.items() if user.get(k) != v}
+
+
+@contextlib.contextmanager
+def _environment(extra: dict):
+    """``os.environ`` with ``extra`` set, restored afterwards."""
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def mirror_redux(archive: Archive, mirror=None) -> Path | None:
