@@ -103,11 +103,11 @@ def verify_file(path, expected_size: int | None = None, name: str | None = None)
             source = io.BytesIO(_gzip.decompress(path.read_bytes()))
         except (OSError, EOFError, zlib.error, _gzip_error) as exc:
             raise FetchFileError(f"gzip stream is incomplete or corrupt ({exc})") from None
-    try:
-        with warnings.catch_warnings():
+    try:   # our own file object: astropy leaves its own open when a read fails
+        with (open(source, "rb") if isinstance(source, Path) else source) as fh, \
+                warnings.catch_warnings():
             warnings.simplefilter("error")
-            with fits.open(source, checksum=True, lazy_load_hdus=False,
-                           memmap=False) as hdul:
+            with fits.open(fh, checksum=True, lazy_load_hdus=False, memmap=False) as hdul:
                 if len(hdul) == 0:
                     raise FetchFileError("no HDU")
     except FetchFileError:
@@ -269,6 +269,8 @@ def check_present(files, redux) -> FetchSummary:
         if path.is_file():
             summary.n_files += 1
         else:
-            summary.failures.append(f"{path}: not in the mirror")
+            msg = f"{path}: not in the mirror"
+            log.error("skymodelling: error: %s", msg)
+            summary.failures.append(msg)
     summary.seconds = time.perf_counter() - t0
     return summary
