@@ -283,7 +283,6 @@ def _same_dataset(a: Path, b: Path) -> list[str]:
     return files
 
 
-@pytest.mark.slow
 def test_streaming_deletes_raw_files_and_a_mirror_gives_the_same_dataset(
         archive, noiseless_tree, tmp_path, capsys, monkeypatch):
     cfg = tmp_path / "config.json"      # per-exposure calibration: plate 3985 is then
