@@ -24,6 +24,7 @@ if importlib.util.find_spec("sdss_access") is None:   # not imported: it rewrite
 
 from archive_server import ArchiveServer, archive_layout, source_files  # noqa: E402
 
+import skymodelling  # noqa: E402
 from skymodelling.cli import main  # noqa: E402
 from skymodelling.errors import SkyModellingError  # noqa: E402
 from skymodelling.fetch.archive import Archive, mirror_redux, plate_rows  # noqa: E402
@@ -48,7 +49,8 @@ def _wanted(tree) -> set[str]:
 
 def _local(raw) -> set[str]:
     raw = Path(raw)
-    return {p.relative_to(raw).as_posix() for p in raw.rglob("*") if p.is_file()}
+    return {p.relative_to(raw).as_posix() for p in raw.rglob("*")
+            if p.is_file() and p.name != "fetch.json"}
 
 
 # ---------------------------------------------------------------- paths, selection, checks
@@ -100,7 +102,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["skymodelling: error: give exactly one of --plates, --plate-range, --all"]
     assert main(["run", "raw", str(tmp_path / "out"), "--stream"]) == 2
-    assert "--stream and --delete-raw need --fetch" in capsys.readouterr().err
+    assert "--stream, --delete-raw, --all, --plate-range and --mirror need --fetch" in \
+        capsys.readouterr().err
     # a server that is not there: the platelist cannot be fetched
     code = main(["fetch", str(tmp_path / "raw"), "--all", "--base-url", "http://127.0.0.1:9"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -204,7 +207,13 @@ def test_fetch_downloads_verifies_and_resumes_a_killed_transfer(archive, noisele
     assert int((raw / "platelist.fits").stat().st_mtime) == \
         int(src["platelist.fits"].stat().st_mtime)
 
-    # a rerun finds everything verified and fetches nothing but the platelist check
+    record = json.loads((raw / "fetch.json").read_text())
+    assert record["skymodelling_version"] == skymodelling.__version__
+    assert record["plate_mjds"] == [["v5_7_0", 3985, 55320]]
+    assert record["bytes_downloaded"] == expected and record["failures"] == []
+    assert record["configuration"]["extract"]["calibration"] == "fixed"
+
+    # a rerun finds everything verified and fetches nothing
     n_requests = len(archive.requests)
     assert main(["fetch", str(raw), "--plates", "3985", "--base-url", archive.url]) == 0
     out = capsys.readouterr().out

@@ -212,8 +212,9 @@ def _cmd_fetch(args) -> int:
     from .fetch.tree import FetchRequest, fetch_tree
 
     if args.command == "run" and not args.fetch:
-        if args.stream or args.delete_raw:
-            raise SkyModellingError("--stream and --delete-raw need --fetch")
+        if args.stream or args.delete_raw or args.all or args.plate_range or args.mirror:
+            raise SkyModellingError("--stream, --delete-raw, --all, --plate-range and --mirror "
+                                    "need --fetch")
         return _cmd_run(args)
     config = load_config(args.config)
     if args.command == "fetch" and args.calibration:

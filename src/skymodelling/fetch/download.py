@@ -131,6 +131,11 @@ def download_one(url: str, dest, *, timeout: float = 60.0, retries: int = 2,
     FetchFileError
         HTTP error (404: not on the archive), a transfer that stays short after
         ``retries`` resumptions, or a file that fails :func:`verify_file`.
+
+    Examples
+    --------
+    >>> url = "https://data.sdss.org/sas/dr12/boss/spectro/redux/platelist.fits"
+    >>> download_one(url, "RAW/platelist.fits")                     # doctest: +SKIP
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -224,6 +229,13 @@ def fetch_files(files, raw, *, workers: int = 4, show: bool = True,
     Files already present under their final name were verified when they
     arrived and are skipped. A failing file is reported in the summary (one
     line naming it) and the others proceed.
+
+    Examples
+    --------
+    >>> from skymodelling.fetch.archive import Archive
+    >>> a = Archive("DR12")
+    >>> s = fetch_files([a.platelist_file()], "RAW", workers=4)     # doctest: +SKIP
+    >>> print(s.describe())                                         # doctest: +SKIP
     """
     from tqdm.auto import tqdm
 
@@ -245,23 +257,37 @@ def fetch_files(files, raw, *, workers: int = 4, show: bool = True,
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             futures = {pool.submit(download_one, f.url, f.local(raw), progress=progress): f
                        for f in todo}
-            for fut in as_completed(futures):
-                f = futures[fut]
-                try:
-                    summary.n_bytes += fut.result()
-                except FetchFileError as exc:
-                    msg = f"{f.url}: {exc}"
-                    log.error("skymodelling: error: %s", msg)
-                    summary.failures.append(msg)
-                    continue
-                summary.n_files += 1
-                summary.n_downloaded += 1
+            try:
+                for fut in as_completed(futures):
+                    f = futures[fut]
+                    try:
+                        summary.n_bytes += fut.result()
+                    except FetchFileError as exc:
+                        msg = f"{f.url}: {exc}"
+                        log.error("skymodelling: error: %s", msg)
+                        summary.failures.append(msg)
+                        continue
+                    summary.n_files += 1
+                    summary.n_downloaded += 1
+                    bar.set_postfix_str(f"{summary.n_downloaded}/{len(todo)} files",
+                                        refresh=False)
+            except KeyboardInterrupt:  # no new transfers; the .part files resume later
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     summary.seconds = time.perf_counter() - t0
     return summary
 
 
 def check_present(files, redux) -> FetchSummary:
-    """For a local mirror: verify nothing is missing (copies nothing)."""
+    """For a local mirror: check that nothing is missing (copies nothing).
+
+    Examples
+    --------
+    >>> from skymodelling.fetch.archive import Archive
+    >>> f = Archive("DR12").platelist_file()
+    >>> check_present([f], "/nonexistent").failures
+    ['/nonexistent/platelist.fits: not in the mirror']
+    """
     t0 = time.perf_counter()
     summary = FetchSummary()
     for f in dict.fromkeys(files):

@@ -123,6 +123,7 @@ def run_streaming(raw, out, request: FetchRequest, config: Config | None = None,
             continue
         _delete(files, root)
         summary.plates_deleted.append((plate, mjd))
+    fetcher.record()
     if last not in ("extract", "enrich"):
         summary.run = run_pipeline(root, out, config, first="lines", last=last,
                                    executor=executor, strict=strict, show=False)

@@ -19,6 +19,9 @@ from .download import FetchSummary, check_present, fetch_files
 
 log = logging.getLogger(__name__)
 
+#: What fetch records of its runs, at the top of RAW.
+RECORD = "fetch.json"
+
 
 @dataclass
 class FetchRequest:
@@ -107,6 +110,37 @@ class PlateFetcher:
         return [f.local(self.root) for f in [sp, *files] if f.local(self.root).is_file()]
 
 
+    def record(self) -> Path | None:
+        """Write ``RAW/fetch.json``: package version, request, configuration, summary.
+
+        Rewritten atomically after every run (not for a mirror, which is read-only).
+        """
+        if self.mirror is not None:
+            return None
+        import datetime
+        import json
+
+        from .. import __version__
+        from .._atomic import write_text_atomic
+
+        req, s = self.request, self.summary
+        payload = {
+            "skymodelling_version": __version__,
+            "written_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"),
+            "release": req.release, "base_url": req.base_url,
+            "plates": req.plates, "plate_range": req.plate_range, "all": bool(req.all),
+            "plate_mjds": [list(r) for r in s.plates],
+            "configuration": json.loads(self.config.to_json()),
+            "files_present": s.n_files, "files_downloaded": s.n_downloaded,
+            "bytes_downloaded": s.n_bytes, "seconds": round(s.seconds, 3),
+            "failures": s.failures,
+        }
+        path = Path(self.root) / RECORD
+        write_text_atomic(path, json.dumps(payload, indent=1) + "\n")
+        return path
+
+
 def fetch_tree(raw, request: FetchRequest, config: Config | None = None) -> FetchSummary:
     """Fetch every wanted plate into ``raw`` (or check the mirror); return the summary.
 
@@ -119,6 +153,7 @@ def fetch_tree(raw, request: FetchRequest, config: Config | None = None) -> Fetc
     for run2d, plate, mjd in fetcher.plates():
         fetcher.fetch_plate(run2d, plate, mjd)
     fetcher.summary.root = str(fetcher.root)
+    fetcher.record()
     if fetcher.mirror is not None:
         log.info("mirror %s: files are read in place, nothing copied; run "
                  "`skymodelling run %s OUT`", fetcher.root, fetcher.root)
