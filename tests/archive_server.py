@@ -53,6 +53,11 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         path = Path(self.translate_path(self.path))
         rng = self.headers.get("Range")
         self.server.record(self.path, rng)
+        if path.is_dir() and self.path.endswith("/"):    # an HTML index, as Apache's
+            f = self.list_directory(path)
+            if f is not None:
+                self.copyfile(f, self.wfile)
+            return
         if not path.is_file():
             self.send_error(404, "Not Found")
             return

@@ -292,6 +292,7 @@ def _same_dataset(a: Path, b: Path) -> list[str]:
     return files
 
 
+@pytest.mark.slow      # 12-32 s here: two whole runs of the pipeline
 def test_streaming_deletes_raw_files_and_a_mirror_gives_the_same_dataset(
         archive, noiseless_tree, tmp_path, capsys, monkeypatch):
     cfg = tmp_path / "config.json"      # per-exposure calibration: plate 3985 is then
@@ -347,3 +348,29 @@ def test_fetch_from_a_mirror_copies_nothing(archive, noiseless_tree, tmp_path, c
         shutil.move(tmp_path / "away", redux / "v5_7_0/3985/spCFrame-r2-00114439.fits")
     assert f"{redux}/v5_7_0/3985/spCFrame-r2-00114439.fits: not in the mirror" in \
         capsys.readouterr().out
+
+
+def test_an_incomplete_spplate_takes_its_frames_from_the_folder_listing(
+        archive, noiseless_tree, tmp_path, caplog):
+    """IDL writes EXPID cards 100 and above on one EXPID** card (DR12: one plate-MJD, NEXP
+    136); then the spCFrames in the plate folder's HTML index say which frames to fetch."""
+    redux = Path(archive.root) / SAS.lstrip("/")
+    sp = redux / "v5_7_0/3985/spPlate-3985-55320.fits"
+    good = sp.readlink()
+    sp.unlink()
+    shutil.copyfile(good, sp)
+    with fits.open(sp, mode="update") as hdul:
+        assert hdul[0].header["NEXP"] == 4
+        del hdul[0].header["EXPID03"], hdul[0].header["EXPID04"]
+    raw = tmp_path / "raw"
+    try:
+        summary = fetch_tree(raw, FetchRequest(plates=[3985], base_url=archive.url,
+                                               show=False))
+    finally:
+        sp.unlink()
+        sp.symlink_to(good)
+    assert summary.failures == []
+    assert _local(raw) == _wanted(noiseless_tree)       # all four cameras, not two
+    assert f"{SAS}/v5_7_0/3985/" in {p for p, _ in archive.requests}
+    assert any("EXPID cards list 2 of NEXP=4 frames; the plate folder has 4 spCFrames"
+               in r.getMessage() for r in caplog.records)

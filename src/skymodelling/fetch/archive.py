@@ -229,23 +229,50 @@ def plate_rows(platelist, plates=None, plate_range=None, run2d=None) -> list[tup
 
 
 def frame_files(archive: Archive, spplate, run2d: str, plate: int,
-                config: Config) -> list[RemoteFile]:
+                config: Config, listing=None) -> list[RemoteFile]:
     """The per-exposure files extract reads for one spPlate (its EXPIDnn exposures).
 
     spFrame and spCFrame always; spFluxcalib only with ``calibration="exposure"``.
+    When the EXPIDnn cards do not account for NEXP frames (IDL writes frames 100 and
+    above on one ``EXPID**`` card: DR12 plate-MJDs with NEXP > 99), ``listing()``,
+    the file names of the plate's folder on the archive, gives the spCFrames, which
+    exist only for coadded frames.
     """
     from ..io.spplate import read_spplate
 
     sp = read_spplate(spplate)
+    frames = {(e.camera, e.expid) for e in sp.exposures}
     if not sp.complete:
-        log.warning("%s: the EXPID cards list %d of NEXP=%d frames; only the listed ones "
-                    "are fetched", spplate, len(sp.exposures), sp.nexp)
+        names = listing() if listing is not None else None
+        found = set()
+        for name in names or ():
+            info = paths.parse_filename(name)
+            if info is not None and info["product"] == "spCFrame":
+                found.add((info["camera"], info["expid"]))
+        log.warning("%s: the EXPID cards list %d of NEXP=%d frames; %s", spplate,
+                    len(sp.exposures), sp.nexp,
+                    f"the plate folder has {len(found)} spCFrames, all fetched"
+                    if names is not None else "only the listed ones are fetched")
+        frames |= found
     products = ["spFrame", "spCFrame"]
     if config.extract.calibration == "exposure":
         products.append("spFluxcalib")
-    return [archive.frame_file(prod, run2d, plate, e.camera, e.expid)
-            for e in sorted(sp.exposures, key=lambda e: (e.camera, e.expid))
-            for prod in products]
+    return [archive.frame_file(prod, run2d, plate, cam, expid)
+            for cam, expid in sorted(frames) for prod in products]
+
+
+def folder_names(html: str) -> list[str]:
+    """File names linked from an archive folder's HTML index (Apache or nginx autoindex).
+
+    Examples
+    --------
+    >>> folder_names('<a href="spCFrame-b1-00114439.fits">x</a> <a href="../">up</a>')
+    ['spCFrame-b1-00114439.fits']
+    """
+    import re
+    from urllib.parse import unquote
+
+    return [unquote(h) for h in re.findall(r'href="([^"/?#]+)"', html)]
 
 
 def reference_files(archive: Archive, run2d: str, config: Config) -> list[RemoteFile]:

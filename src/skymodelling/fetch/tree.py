@@ -101,7 +101,8 @@ class PlateFetcher:
         got = self._get([sp], f"{plate}-{mjd} spPlate")
         if got.failures:
             return []
-        files = frame_files(self.archive, sp.local(self.root), run2d, plate, self.config)
+        files = frame_files(self.archive, sp.local(self.root), run2d, plate, self.config,
+                            listing=lambda: self._folder(sp))
         if plate == self.config.extract.reference_plate:
             from .archive import reference_files
 
@@ -109,6 +110,25 @@ class PlateFetcher:
         self._get(files, f"{plate}-{mjd}")
         return [f.local(self.root) for f in [sp, *files] if f.local(self.root).is_file()]
 
+
+    def _folder(self, spplate) -> list[str] | None:
+        """File names of a plate's folder: the mirror's, or the archive's HTML index."""
+        if self.mirror is not None:
+            return sorted(p.name for p in spplate.local(self.root).parent.iterdir())
+        import urllib.error
+        import urllib.request
+
+        from .archive import folder_names
+        from .download import USER_AGENT
+
+        url = spplate.url.rsplit("/", 1)[0] + "/"
+        try:
+            req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return folder_names(resp.read().decode("utf-8", "replace"))
+        except (urllib.error.URLError, OSError) as exc:
+            log.error("skymodelling: error: %s: cannot list the folder (%s)", url, exc)
+            return None
 
     def record(self) -> Path | None:
         """Write ``RAW/fetch.json``: package version, request, configuration, summary.
