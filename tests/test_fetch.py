@@ -34,6 +34,13 @@ from skymodelling.fetch.tree import FetchRequest, fetch_tree  # noqa: E402
 SAS = "/sas/dr12/boss/spectro/redux"
 
 
+@pytest.fixture(autouse=True)
+def _free_disk(tmp_path):
+    """Downloaded trees are ~0.5 GB each: removed after each test, not left to pytest."""
+    yield
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
 def _wanted(tree) -> set[str]:
     """The files fetch must bring for the noiseless tree's plate: the platelist, the spPlate,
     spFrame + spCFrame of the coadded exposure 114439, and the spFluxcalib of the reference
