@@ -143,6 +143,61 @@ def _cmd_model(args) -> int:
     return 0
 
 
+def _plate_range(text: str) -> tuple[int, int]:
+    try:
+        first, last = (int(v) for v in text.replace(":", "-").split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a plate range like 3985-4100, got {text}") from None
+    return first, last
+
+
+def _cmd_fetch(args) -> int:
+    """``skymodelling fetch`` and ``skymodelling run --fetch`` (docs/fetch.md)."""
+    from .config import load_config
+    from .fetch.tree import FetchRequest, fetch_tree
+
+    if args.command == "run" and not args.fetch:
+        if args.stream or args.delete_raw or args.all or args.plate_range or args.mirror:
+            raise SkyModellingError("--stream, --delete-raw, --all, --plate-range and --mirror "
+                                    "need --fetch")
+        return _cmd_run(args)
+    config = load_config(args.config)
+    if args.command == "fetch" and args.calibration:
+        config = config.replace("extract", calibration=args.calibration)
+    request = FetchRequest(release=args.release, plates=args.plates,
+                           plate_range=args.plate_range, all=args.all, base_url=args.base_url,
+                           workers=args.fetch_workers, mirror=args.mirror,
+                           show=sys.stderr.isatty())
+    if args.command == "fetch":
+        summary = fetch_tree(args.raw, request, config)
+        print(summary.describe())
+        print(f"tree in {summary.root}: skymodelling run {summary.root} OUT")
+        return 1 if summary.failures else 0
+    if args.delete_raw and not args.stream:
+        raise SkyModellingError("--delete-raw needs --stream")
+    if args.stream:
+        from .executors import make_executor
+        from .fetch.stream import run_streaming
+
+        if args.first != "extract":
+            raise SkyModellingError("--stream runs from extract; leave out --from")
+        with make_executor(args.executor, workers=args.workers, scheduler=args.scheduler,
+                           dask_workers=args.dask_workers) as executor:
+            result = run_streaming(args.raw, args.out, request, config, executor=executor,
+                                   delete_raw=args.delete_raw, last=args.last,
+                                   clouds=args.clouds, strict=args.strict)
+        print(result.describe())
+        return 1 if (result.fetch.failures or result.n_failures or result.plates_failed) else 0
+    fetched = fetch_tree(args.raw, request, config)
+    print(fetched.describe(), flush=True)
+    args.raw = fetched.root
+    if not args.all:
+        args.plates = sorted({plate for _, plate, _ in fetched.plates})
+    code = _cmd_run(args)
+    return max(code, 1 if fetched.failures else 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="skymodelling",
@@ -254,6 +309,44 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--spectrum", default=None, metavar="OUT.fits",
                    help="write the predicted spectrum on the camera grids")
     q.set_defaults(func=_cmd_model)
+
+    p = sub.add_parser("fetch", help="download the BOSS files extract needs from the SDSS "
+                                     "archive (or check a local mirror)",
+                       description="Fetch the platelist, spPlate, spFrame, spCFrame (and "
+                                   "spFluxcalib) files of a release's plates into RAW, in "
+                                   "parallel, resumable, verified (docs/fetch.md).")
+    p.add_argument("raw", help="local tree to fill (RAW/platelist.fits, RAW/<run2d>/<plate>/)")
+    p.add_argument("--calibration", choices=("fixed", "exposure"), default=None,
+                   help="fixed (default): fetch the reference exposure's files; exposure: "
+                        "fetch every exposure's spFluxcalib")
+    p.add_argument("--config", default=None, help="JSON configuration file")
+    p.add_argument("--plates", type=_plates, default=None, help="these plates: P1,P2,...")
+    p.set_defaults(func=_cmd_fetch)
+    run_parser = sub.choices["run"]
+    run_parser.add_argument("--fetch", action="store_true",
+                            help="fetch the plates first (RAW is where they go; "
+                                 "docs/fetch.md); --plates, --plate-range or --all")
+    run_parser.add_argument("--stream", action="store_true",
+                            help="with --fetch: fetch and process one plate at a time")
+    run_parser.add_argument("--delete-raw", action="store_true",
+                            help="with --stream: delete each plate's raw files after its "
+                                 "successful extract")
+    run_parser.set_defaults(func=_cmd_fetch)
+    for q in (p, run_parser):
+        g = q.add_argument_group("archive")
+        g.add_argument("--release", default="DR12", help="data release DR9 ... DR17 "
+                                                         "(default DR12)")
+        g.add_argument("--plate-range", type=_plate_range, default=None, metavar="FIRST-LAST",
+                       help="the platelist's plates FIRST to LAST (inclusive)")
+        g.add_argument("--all", action="store_true", help="every plate of the platelist")
+        g.add_argument("--base-url", default="https://data.sdss.org",
+                       help="archive server (default https://data.sdss.org; the files are "
+                            "under URL/sas/)")
+        g.add_argument("--mirror", default=None, metavar="SAS_BASE_DIR",
+                       help="a local SAS mirror read in place (default: $SAS_BASE_DIR when "
+                            "set); nothing is copied")
+        g.add_argument("--fetch-workers", type=_positive_int, default=4, metavar="N",
+                       help="parallel downloads (default 4)")
 
     p = sub.add_parser("inspect", help="say what a BOSS file is and what it holds")
     p.add_argument("path", help="spPlate, spFrame, spCFrame, spFluxcalib or platelist file")
