@@ -151,7 +151,8 @@ def test_reader_returns_every_exposure(specdir):
     assert e.disp[100] == pytest.approx(1.1 * 1e-4 * np.log(10) * lam, rel=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["primary-only", "lite", "truncated", "not-fits"])
+@pytest.mark.parametrize("kind", ["primary-only", "lite", "truncated", "not-fits",
+                                  "missing-column"])
 def test_reader_refuses_what_is_not_a_full_spec_file(tmp_path, kind):
     path = tmp_path / "spec-4000-56000-0001.fits"
     if kind == "primary-only":
@@ -164,6 +165,15 @@ def test_reader_refuses_what_is_not_a_full_spec_file(tmp_path, kind):
         write_specfile(tmp_path / "full.fits")
         path.write_bytes((tmp_path / "full.fits").read_bytes()[:60000])
         expect = "truncated"
+    elif kind == "missing-column":
+        write_specfile(path)
+        with fits.open(path) as hdul:
+            hdus = [h.copy() for h in hdul]
+        ext = hdus[4]
+        keep = [c for c in ext.columns if c.name != "wdisp"]
+        hdus[4] = fits.BinTableHDU.from_columns(keep, header=ext.header, name=ext.name)
+        fits.HDUList(hdus).writeto(path, overwrite=True)
+        expect = "no 'wdisp' column"
     else:
         path.write_text("SIMPLE = nonsense\n")
         expect = "FITS"
