@@ -64,6 +64,18 @@ def slurm_cluster():
     cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def realsky_dir() -> Path:
+    """``../shared/realsky`` (real BOSS spec files of plate 7338); tests skip without it.
+    ``SKYMODELLING_SHARED`` names another shared folder (e.g. for a git worktree)."""
+    import os
+
+    folder = Path(os.environ.get("SKYMODELLING_SHARED", SHARED)) / "realsky"
+    if not folder.is_dir() or not list(folder.glob("spec-*.fits")):
+        pytest.skip("shared/realsky is not available on this machine")
+    return folder
+
+
 def kill_when(args, out: Path, marker_glob: str, timeout: float = 300.0) -> list[Path]:
     """Run ``python -m skymodelling ARGS``, SIGKILL it as soon as ``out.glob(marker_glob)``
     finds a file (or after ``timeout`` s); return what the glob finds then."""

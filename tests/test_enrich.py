@@ -20,6 +20,7 @@ from skymodelling.conditions.zodiacal import zodi_s10
 from skymodelling.config import Config, EnrichConfig, load_config
 from skymodelling.errors import SkyModellingError
 from skymodelling.io.fitsutil import write_hdus
+from skymodelling.io.products import table_hdu
 from skymodelling.stages import _common, keys
 from skymodelling.stages.enrich import (
     COLUMNS,
@@ -31,7 +32,6 @@ from skymodelling.stages.enrich import (
     run_enrich,
 )
 from skymodelling.stages.extract import output_path as extract_path
-from skymodelling.io.products import table_hdu
 from skymodelling.stages.extract import run_extract
 
 #: ephem.Date counts days from 1899 Dec 31 12:00 UT, i.e. MJD 15019.5.

@@ -37,6 +37,15 @@ def _cmd_simulate(args) -> int:
     return 0
 
 
+def _cmd_extract_spec(args) -> int:
+    from .config import load_config
+    from .stages.specfiles import run_extract_specfiles
+
+    summary = run_extract_specfiles(args.dir, args.out, load_config(args.config),
+                                    workers=args.workers, strict=args.strict, force=args.force)
+    return _report(summary, args.out)
+
+
 def _cmd_inspect(args) -> int:
     from .io.inspect import describe_file, format_description
 
@@ -347,6 +356,20 @@ def build_parser() -> argparse.ArgumentParser:
                             "set); nothing is copied")
         g.add_argument("--fetch-workers", type=_positive_int, default=4, metavar="N",
                        help="parallel downloads (default 4)")
+
+
+    p = sub.add_parser("extract-spec", help="extract-format sky spectra from BOSS spec files",
+                       description="Each exposure's sky in spec-PLATE-MJD-FIBER.fits files "
+                                   "becomes one extract-format spectrum on the camera grids "
+                                   "(docs/specfile.md); then run lines, mean --min-fibers 1, "
+                                   "decompose on OUT.")
+    p.add_argument("dir", help="folder with spec-PLATE-MJD-FIBER.fits[.gz] files (recursive)")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
+    p.add_argument("--config", default=None, help="JSON configuration file")
+    p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    _add_force(p)
+    p.set_defaults(func=_cmd_extract_spec)
 
     p = sub.add_parser("inspect", help="say what a BOSS file is and what it holds")
     p.add_argument("path", help="spPlate, spFrame, spCFrame, spFluxcalib or platelist file")
