@@ -23,7 +23,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 #: Lines per camera rendered through the exact profile (the brightest ones).
-N_EXACT = 1500
+N_EXACT = 1000
 LOG_STEP = 1.0e-5
 
 
