@@ -370,6 +370,11 @@ def _write_sky_truth(root, visit, exp, comps, conditions) -> None:
                          fits.table_to_hdu(lines), fits.table_to_hdu(cont)])
     hdul[1].header["EXTNAME"] = "LINES"
     hdul[2].header["EXTNAME"] = "CONTINUUM"
+    if comps.telluric is not None:   # HDU3: the transmission already applied above
+        tell = Table({"WAVE": MODEL_WAVE, "TRANS": np.asarray(comps.telluric, np.float32)})
+        tell["WAVE"].unit = "Angstrom"
+        hdul.append(fits.table_to_hdu(tell))
+        hdul[3].header["EXTNAME"] = "TELLURIC"
     write_hdus(truth.sky_truth_path(root, visit.plate, exp.expid), hdul)
 
 

@@ -144,11 +144,16 @@ class SkyComponents:
         WAVE (vacuum A), FLUX (erg s^-1 cm^-2 arcsec^-2 at the telescope),
         INTENSITY (R, zenith emission rate under these conditions, before the
         van Rhijn factor and extinction), NAME, SPECIES.
+    telluric : numpy.ndarray or None
+        Telluric (O2, H2O) transmission on ``wave``, averaged over each grid step,
+        already applied to ``continua`` and to the line fluxes (None for the
+        original model, which has none).
     """
 
     wave: np.ndarray
     continua: dict[str, np.ndarray] = field(default_factory=dict)
     lines: Table = field(default_factory=Table)
+    telluric: np.ndarray | None = None
 
     def continuum(self) -> np.ndarray:
         """Sum of all continuum components."""
@@ -339,6 +344,8 @@ def sky_model(wave, cond: SkyConditions, *, independent: bool = True,
                 continua[key] = continua[key] * sun
             continua[key] = continua[key] * tell
         geom = geom * telluric_transmission(lwave, x, pwv_mm)
+    else:
+        tell = None
     lines = Table({"WAVE": lwave, "FLUX": intensity * geom * r2f, "INTENSITY": intensity,
                    "NAME": names, "SPECIES": species}, copy=False)
-    return SkyComponents(wave=wave, continua=continua, lines=lines)
+    return SkyComponents(wave=wave, continua=continua, lines=lines, telluric=tell)
