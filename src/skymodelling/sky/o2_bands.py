@@ -109,8 +109,9 @@ def o2_emission_lines(t_rot: float = 190.0, v_up: int = 0, v_low: int = 1):
 
     Examples
     --------
+    >>> import numpy as np
     >>> w, f, n = o2_emission_lines()
-    >>> bool(8600 < w[np.argmax(f)] < 8700) and abs(f.sum() - 1) < 1e-12
+    >>> bool(8600 < w[np.argmax(f)] < 8700 and abs(f.sum() - 1) < 1e-12)
     True
     """
     sigma, ju, _, _, hl, names = band_lines(v_up, v_low)

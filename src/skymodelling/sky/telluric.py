@@ -136,7 +136,7 @@ def telluric_transmission(wave, airmass: float, pwv_mm: float = H2O_PWV_MM,
     Examples
     --------
     >>> import numpy as np
-    >>> t = telluric_transmission(np.array([7000.0, 7620.0, 8000.0]), 1.0, bin_width=20.0)
+    >>> t = telluric_transmission(np.array([6600.0, 7620.0, 8700.0]), 1.0, bin_width=20.0)
     >>> bool(t[0] > 0.97 and t[1] < 0.8 and t[2] > 0.97)
     True
     """
