@@ -20,6 +20,10 @@ def test_sky_truth_lists_every_line_and_the_transmission(noiseless_tree):
     assert (np.asarray(lines["SPECIES"], dtype=str) == "OH").sum() > 5000
     a_band = (tell["WAVE"] > 7595) & (tell["WAVE"] < 7700)
     assert tell["TRANS"][a_band].min() < 0.3 and tell["TRANS"].max() <= 1.0
+    from astropy.io import fits
+
+    head = fits.getheader(noiseless_tree / "truth" / "exposures.fits")
+    assert head["SKYMODEL"] == "independent" and head["SKYPWV"] > 0 and head["OHTROT"] > 0
 
 
 def test_camera_truth_continuum_shows_the_a_band_and_lines_conserve_flux(noiseless_tree):
