@@ -264,10 +264,14 @@ def solar_ratio(wave) -> np.ndarray:
     uniform = wave.size > 2 and np.allclose(np.diff(wave), wave[1] - wave[0])
     if uniform:
         return _solar_ratio_cached(float(wave[0]), float(wave[-1]), int(wave.size))
+    # any other grid: the ratio at the points, with the V normalisation of a fine grid
     from .solar import solar_spectrum
     from .solar_synth import synthetic_solar_spectrum
 
-    return synthetic_solar_spectrum(wave) / solar_spectrum(wave)
+    fine = _solar_ratio_cached(4500.0, 7000.0, 5001)
+    raw = (synthetic_solar_spectrum(np.linspace(4500.0, 7000.0, 5001), bin_width=0.5)
+           / solar_spectrum(np.linspace(4500.0, 7000.0, 5001)))
+    return synthetic_solar_spectrum(wave) / solar_spectrum(wave) * float(fine[0] / raw[0])
 
 
 def sky_model(wave, cond: SkyConditions, *, independent: bool = True,
