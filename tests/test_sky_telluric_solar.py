@@ -70,3 +70,27 @@ def test_solar_lines_are_resolved_beyond_the_astm_table():
     w = np.arange(6500.0, 6620.0, 0.5)
     f = solar_synth.synthetic_solar_spectrum(w, bin_width=0.5)
     assert w[np.argmin(f)] == pytest.approx(float(air_to_vacuum(6562.81)), abs=0.5)
+
+
+def test_sky_model_switch_keeps_v_brightness_and_adds_the_bands():
+    import dataclasses
+
+    from skymodelling.sky.model import SkyConditions, sky_model
+    from skymodelling.sky.units import vega_v_magnitude
+
+    cond = SkyConditions(airmass=1.2, target_alt=56.0, moon_alt=40.0, moon_sep=60.0,
+                         moon_phase=40.0, sun_alt=-30.0, ecl_lon_minus_sun=120.0,
+                         ecl_lat=30.0, gal_lon=90.0, gal_lat=40.0)
+    wave = np.arange(3400.0, 10800.0, 0.5)
+    new = sky_model(wave, cond)
+    old = sky_model(wave, cond, independent=False)
+    assert old.telluric is None and len(old.lines) < 2000 < len(new.lines)
+    for key in ("moon", "zodiacal", "starlight"):
+        # same V brightness (the V band has no telluric band), different fine structure
+        assert vega_v_magnitude(wave, new.continua[key]) == pytest.approx(
+            vega_v_magnitude(wave, old.continua[key]), abs=0.02)
+    a_band = (wave > 7600) & (wave < 7640)
+    assert new.continua["moon"][a_band].sum() < 0.8 * old.continua["moon"][a_band].sum()
+    dry = sky_model(wave, dataclasses.replace(cond), pwv_mm=1.0)
+    water = (wave > 9300) & (wave < 9700)
+    assert dry.continuum()[water].sum() > new.continuum()[water].sum()
