@@ -30,7 +30,7 @@ from scipy.ndimage import median_filter
 from ..io import sppixmask
 from ..io.traceset import TraceSet
 from ..sky.extinction import transmission
-from . import instrument
+from . import bulk, instrument
 from .targets import PlateDesign, object_flux
 
 #: The original analysis's diffuse-sky correction factor (spframe_flux.py).
@@ -130,14 +130,18 @@ def render_camera(camera: str, design: PlateDesign, topo_traceset: TraceSet,
 
     # ---- the sky in calibrated units, 1e-17 erg/s/cm2/A per fibre
     to_fiber = instrument.FIBER_AREA_ARCSEC2 * 1e17
-    cont = np.interp(wave_topo, sky_wave, sky_cont) * to_fiber
     lo, hi = wave_topo.min() - 50.0, wave_topo.max() + 50.0
-    keep = (line_wave > lo) & (line_wave < hi)
+    keep, faint = bulk.split_lines(line_wave, line_flux, lo, hi)
     x_lines = instrument.pixel_positions(wave_ts, np.log10(line_wave[keep] / helio), loglam)
     sigma_lines = disp_traceset.evaluate_at(np.clip(x_lines, 0, npix - 1))
     counts = instrument.render_lines(x_lines, line_flux[keep] * to_fiber, sigma_lines, npix,
                                      d.wing_fraction, d.wing_hwhm_pix)
-    lines = counts / pix_width
+    # continuum and faint lines through the camera-mean LSF (simulate/bulk.py)
+    sigma_mean = float(np.mean(disp_traceset.evaluate(npix)))
+    cont, faint_lines = bulk.smooth_on_pixels(wave_topo, sky_wave, sky_cont, line_wave[faint],
+                                              line_flux[faint], sigma_mean, float(np.mean(dloglam)))
+    cont *= to_fiber
+    lines = counts / pix_width + faint_lines * to_fiber
     pm = design.plugmap
     # a gentle gradient of the sky across the 3-degree field (+/-1 %)
     gx = np.asarray(pm["XFOCAL"])[rows_design] / 325.0

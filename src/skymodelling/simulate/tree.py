@@ -129,6 +129,16 @@ def _helio_rv(ra, dec, time) -> np.ndarray:
     return corr.to_value(u.km / u.s)
 
 
+#: Precipitable water vapour (mm) of the simulated telluric H2O bands.
+SKY_PWV_MM = 5.0
+
+
+def _oh_t_rot() -> float:
+    from ..sky.oh_meinel import T_ROT
+
+    return T_ROT
+
+
 def _sky_for(exp, geo_row) -> tuple:
     """Evaluate the physical sky model for one exposure."""
     from ..sky.model import SkyConditions, sky_model
@@ -143,7 +153,7 @@ def _sky_for(exp, geo_row) -> tuple:
         hours_since_dusk=float(geo_row["HOUR"]), month=int(geo_row["MONTH"]),
         night_factor=exp.night_factor,
     )
-    comps = sky_model(MODEL_WAVE, cond)
+    comps = sky_model(MODEL_WAVE, cond, independent=True, pwv_mm=SKY_PWV_MM)
     return cond, comps
 
 
@@ -277,6 +287,10 @@ def _write_tree(root: Path, n_plates: int, n_exposures: int, seed: int, noiseles
     exposures.meta["SIMSEED"] = seed
     exposures.meta["SMVERS"] = __version__
     exposures.meta["NOISELSS"] = noiseless
+    # the sky model used (docs/simulator.md): independent of decompose's templates
+    exposures.meta["SKYMODEL"] = "independent"
+    exposures.meta["SKYPWV"] = SKY_PWV_MM
+    exposures.meta["OHTROT"] = _oh_t_rot()
     write_hdus(truth.truth_dir(root) / "exposures.fits", truth.exposures_hdu(exposures))
     summary.n_files += 2
     return summary
@@ -370,6 +384,11 @@ def _write_sky_truth(root, visit, exp, comps, conditions) -> None:
                          fits.table_to_hdu(lines), fits.table_to_hdu(cont)])
     hdul[1].header["EXTNAME"] = "LINES"
     hdul[2].header["EXTNAME"] = "CONTINUUM"
+    if comps.telluric is not None:   # HDU3: the transmission already applied above
+        tell = Table({"WAVE": MODEL_WAVE, "TRANS": np.asarray(comps.telluric, np.float32)})
+        tell["WAVE"].unit = "Angstrom"
+        hdul.append(fits.table_to_hdu(tell))
+        hdul[3].header["EXTNAME"] = "TELLURIC"
     write_hdus(truth.sky_truth_path(root, visit.plate, exp.expid), hdul)
 
 

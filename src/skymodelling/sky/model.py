@@ -30,6 +30,17 @@ mid-night):
   ``0.85 + 0.3 exp(-t / 3 h)`` (mild decline through the night);
 * the night-to-night multiplier ``night_factor`` supplied by the simulator.
 
+Two line lists and solar spectra (keyword ``independent`` of :func:`sky_model`):
+
+* ``independent=True`` (default; the simulator's sky): the full OH Meinel list of
+  :mod:`.oh_meinel` (~8,000 lines, satellite branches, a hot rotational population),
+  the O2 (0-1) band from the constants of :mod:`.o2_bands`, telluric O2 A/B and H2O
+  absorption (:mod:`.telluric`) on every component, and the synthetic
+  high-resolution solar spectrum of :mod:`.solar_synth` in moonlight, zodiacal
+  light, starlight and twilight: nothing of it is a template of the decompose stage;
+* ``independent=False``: the original sparse model (J <= 10.5 main-branch OH lines,
+  ASTM G173 solar spectrum, no telluric bands), kept for comparison.
+
 The van Rhijn (1921) factor for a thin layer at ``h = 90`` km above a site at 2.788 km:
 ``V(z) = [1 - (R / (R + h))^2 sin^2 z]^-1/2`` with ``R = 6371 + 2.788`` km.
 """
@@ -45,6 +56,7 @@ from skymodelling.conditions.starlight import isl_s10, isl_spectrum
 from skymodelling.conditions.zodiacal import s10_to_flux, zodi_s10
 
 from .airglow import (
+    O2_BAND_INTENSITY,
     airglow_continuum,
     atomic_lines,
     hps_continuum,
@@ -132,11 +144,16 @@ class SkyComponents:
         WAVE (vacuum A), FLUX (erg s^-1 cm^-2 arcsec^-2 at the telescope),
         INTENSITY (R, zenith emission rate under these conditions, before the
         van Rhijn factor and extinction), NAME, SPECIES.
+    telluric : numpy.ndarray or None
+        Telluric (O2, H2O) transmission on ``wave``, averaged over each grid step,
+        already applied to ``continua`` and to the line fluxes (None for the
+        original model, which has none).
     """
 
     wave: np.ndarray
     continua: dict[str, np.ndarray] = field(default_factory=dict)
     lines: Table = field(default_factory=Table)
+    telluric: np.ndarray | None = None
 
     def continuum(self) -> np.ndarray:
         """Sum of all continuum components."""
@@ -173,9 +190,19 @@ def van_rhijn(target_alt_deg, height_km: float = AIRGLOW_HEIGHT_KM) -> np.ndarra
 
 
 @functools.cache
-def _base_lines():
-    t = vstack([oh_lines(wave_max=LINE_WAVE_MAX), o2_atmospheric_lines(), atomic_lines(),
-               light_pollution_lines()])
+def _base_lines(independent: bool = False):
+    if independent:
+        from .o2_bands import o2_emission_lines
+        from .oh_meinel import oh_meinel_lines
+
+        w, f, n = o2_emission_lines()
+        o2 = Table({"WAVE": w, "INTENSITY": O2_BAND_INTENSITY * f, "NAME": np.array(n),
+                    "SPECIES": np.full(w.size, "O2")})
+        t = vstack([oh_meinel_lines(wave_max=LINE_WAVE_MAX), o2, atomic_lines(),
+                    light_pollution_lines()])
+    else:
+        t = vstack([oh_lines(wave_max=LINE_WAVE_MAX), o2_atmospheric_lines(), atomic_lines(),
+                    light_pollution_lines()])
     wave = np.asarray(t["WAVE"], dtype=float)
     return (wave, np.asarray(t["INTENSITY"], dtype=float), np.asarray(t["NAME"]),
             np.asarray(t["SPECIES"]), rayleigh_to_line_flux(1.0, wave))
@@ -207,15 +234,66 @@ def airglow_factors(species: np.ndarray, cond: SkyConditions) -> np.ndarray:
     return out
 
 
-def sky_model(wave, cond: SkyConditions) -> SkyComponents:
+@functools.cache
+def _solar_ratio_cached(lo: float, hi: float, n: int) -> np.ndarray:
+    from .solar import solar_spectrum
+    from .solar_synth import synthetic_solar_spectrum
+    from .units import vega_v_magnitude
+
+    wave = np.linspace(lo, hi, n)
+    step = (hi - lo) / max(n - 1, 1)
+    synth = synthetic_solar_spectrum(wave, bin_width=step)
+    astm = solar_spectrum(wave)
+    ratio = synth / astm
+    # keep each component's V-band brightness: scale the ratio to the same V flux
+    dv = vega_v_magnitude(wave, synth) - vega_v_magnitude(wave, astm)
+    out = ratio * 10.0 ** (0.4 * dv)
+    out.setflags(write=False)
+    return out
+
+
+def solar_ratio(wave) -> np.ndarray:
+    """Synthetic over ASTM solar spectrum on ``wave``, normalised to the same V flux.
+
+    The zodiacal light, starlight, moonlight and twilight components are the ASTM
+    spectrum times smooth factors; multiplying them by this ratio replaces the ASTM
+    spectrum by the synthetic one of :mod:`.solar_synth` (exactly, on a uniform
+    grid with the synthetic spectrum averaged over each grid step).
+    """
+    wave = np.asarray(wave, dtype=float)
+    uniform = wave.size > 2 and np.allclose(np.diff(wave), wave[1] - wave[0])
+    if uniform:
+        return _solar_ratio_cached(float(wave[0]), float(wave[-1]), int(wave.size))
+    # any other grid: the ratio at the points, with the V normalisation of a fine grid
+    from .solar import solar_spectrum
+    from .solar_synth import synthetic_solar_spectrum
+
+    fine = _solar_ratio_cached(4500.0, 7000.0, 5001)
+    raw = (synthetic_solar_spectrum(np.linspace(4500.0, 7000.0, 5001), bin_width=0.5)
+           / solar_spectrum(np.linspace(4500.0, 7000.0, 5001)))
+    return synthetic_solar_spectrum(wave) / solar_spectrum(wave) * float(fine[0] / raw[0])
+
+
+def sky_model(wave, cond: SkyConditions, *, independent: bool = True,
+              pwv_mm: float = 5.0) -> SkyComponents:
     """Evaluate the night-sky model for one exposure.
 
     Parameters
     ----------
     wave : array_like
-        Vacuum wavelength grid in Angstrom for the continua (e.g. 3500-10500 A).
+        Vacuum wavelength grid in Angstrom for the continua (e.g. 3500-10500 A);
+        a uniform grid is best (the solar and telluric fine structure is then
+        averaged over each step, conserving flux).
     cond : SkyConditions
         Observing conditions.
+    independent : bool
+        True (default): the simulator's realistic sky, independent of the
+        decompose stage's templates (full OH line list, O2 band from constants,
+        telluric absorption, synthetic solar spectrum); False: the original
+        sparse model. See the module notes.
+    pwv_mm : float
+        Precipitable water vapour at the zenith (mm) for the H2O bands
+        (``independent=True`` only).
 
     Returns
     -------
@@ -254,11 +332,24 @@ def sky_model(wave, cond: SkyConditions) -> SkyComponents:
                                              wave),
     }
 
-    lwave, lint, names, species, r2f = _base_lines()
+    lwave, lint, names, species, r2f = _base_lines(bool(independent))
     fac = airglow_factors(species, cond)
     intensity = lint * fac
     art = np.isin(species, _ARTIFICIAL)
     geom = np.where(art, x, vr * 10.0 ** (-0.4 * extinction_coefficient(lwave) * x))
+    if independent:
+        from .telluric import telluric_transmission
+
+        step = float(np.median(np.diff(wave))) if wave.size > 1 else None
+        tell = telluric_transmission(wave, x, pwv_mm, bin_width=step)
+        sun = solar_ratio(wave)
+        for key in continua:
+            if key in ("zodiacal", "starlight", "moon", "twilight"):
+                continua[key] = continua[key] * sun
+            continua[key] = continua[key] * tell
+        geom = geom * telluric_transmission(lwave, x, pwv_mm)
+    else:
+        tell = None
     lines = Table({"WAVE": lwave, "FLUX": intensity * geom * r2f, "INTENSITY": intensity,
                    "NAME": names, "SPECIES": species}, copy=False)
-    return SkyComponents(wave=wave, continua=continua, lines=lines)
+    return SkyComponents(wave=wave, continua=continua, lines=lines, telluric=tell)
