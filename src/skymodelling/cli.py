@@ -104,6 +104,9 @@ def _cmd_run(args) -> int:
     if args.executor != "slurm" and args.jobs:
         raise SkyModellingError("--jobs needs --executor slurm")
     config = load_config(args.config)
+    from .pipeline import _stage_range, check_inputs
+
+    check_inputs(args.raw, args.out, _stage_range(args.first, args.last), args.plates)
     with make_executor(args.executor, workers=args.workers, scheduler=args.scheduler,
                        dask_workers=args.dask_workers, jobs=args.jobs) as executor:
         print(f"running {args.first} -> {args.last} on {executor.describe()}; "
@@ -383,7 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        # the terminal gets warnings and the printed summaries; progress detail goes to
+        # OUT/run.log (and to the terminal with --verbose)
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(message)s" if not args.verbose else "%(asctime)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -131,6 +131,24 @@ def _run_stage(stage: str, raw, out: Path, config: Config, executor: Executor, *
                                    plates=plates, clouds=clouds)
 
 
+def check_inputs(raw, out, stages, plates=None) -> None:
+    """Fail early, in one line and before anything is written, on what a user can get wrong:
+    a missing RAW tree (when extract runs), requested plates RAW does not hold, or a
+    missing OUT when the run starts after extract."""
+    out = Path(out)
+    if "extract" in stages:
+        if raw is None or not Path(raw).is_dir():
+            raise SkyModellingError(f"{raw}: no such directory (RAW must be a BOSS reduction "
+                                    "tree, RAW/<run2d>/<plate>/...)")
+        if plates is not None:
+            from .stages._common import check_plates
+            from .stages.extract import discover_plates
+
+            check_plates(plates, [t.plate for t in discover_plates(raw, plates)], raw)
+    elif not out.is_dir():
+        raise SkyModellingError(f"{out}: no such output folder (run from extract first)")
+
+
 def run_pipeline(raw, out, config: Config | None = None, *, first: str = "extract",
                  last: str = "merge", executor: Executor | None = None, workers: int | None = None,
                  clouds=None, plates=None, strict: bool = False,
@@ -179,6 +197,7 @@ def run_pipeline(raw, out, config: Config | None = None, *, first: str = "extrac
     if unknown:
         raise SkyModellingError(f"--force: unknown stage(s) {', '.join(sorted(unknown))}; "
                                 f"stages are {', '.join(STAGES)}")
+    check_inputs(raw, out, stages, plates)
     out.mkdir(parents=True, exist_ok=True)
     own = executor is None
     t0 = time.perf_counter()
@@ -197,6 +216,9 @@ def run_pipeline(raw, out, config: Config | None = None, *, first: str = "extrac
                 try:
                     result = _run_stage(stage, raw, out, config, executor, clouds=clouds,
                                         plates=plates, strict=strict, force=stage in forced)
+                except SkyModellingError as exc:
+                    log.info("%s: stopped: %s", stage, exc)   # the caller reports it
+                    raise
                 except Exception:
                     log.exception("%s: stopped by an error", stage)
                     raise
@@ -205,7 +227,7 @@ def run_pipeline(raw, out, config: Config | None = None, *, first: str = "extrac
                     summary.merge_seconds = time.perf_counter() - t_stage
                     from .stages.merge import describe_counts
 
-                    log.info("merge: catalogue written\n%s", describe_counts(result))
+                    log.info("merge: catalogue\n%s", describe_counts(result))
                     continue
                 summary.stages.append(result)
                 log.info("%s", result.describe())
@@ -222,4 +244,4 @@ def run_pipeline(raw, out, config: Config | None = None, *, first: str = "extrac
     return summary
 
 
-__all__ = ["run_pipeline", "RunSummary", "STAGES", "LOG_NAME"]
+__all__ = ["run_pipeline", "check_inputs", "RunSummary", "STAGES", "LOG_NAME"]

@@ -70,16 +70,16 @@ def components(cond: dict, p) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     lin = (p["c0"] + p["c1"] * (x - 1) + p["c2"] * (f81 / 100 - 1)
            + p["c3"] * (cond["SOLARFLUX"] / f81 - 1) + p["c4"] * h + p["c5"] * h**2
            + p["c6"] * np.cos(month) + p["c7"] * np.sin(month) + p["c8"] * cloud)
-    dark = (np.exp(np.clip(lin, -50, 50)) + np.exp(p["z"]) * cond["ZODI"] / 100
-            + np.exp(p["s"]) * cond["ISL"] / 100)
+    dark = (np.exp(np.clip(lin, -50, 50)) + np.exp(np.clip(p["z"], -50, 50)) * cond["ZODI"] / 100
+            + np.exp(np.clip(p["s"], -50, 50)) * cond["ISL"] / 100)
     alpha = np.maximum(np.abs(np.degrees(cond["MOON_PHASE"])), 1.5)
     istar = 10.0 ** (-0.4 * (3.84 + 0.026 * alpha + 4.0e-9 * alpha**4))
     rayleigh, mie = ks91_scattering_terms(cond["MOON_SEP"])
-    k = np.exp(p["m2"])
+    k = np.exp(np.clip(p["m2"], -50, 50))
     x_moon = ks91_optical_path(90.0 - np.clip(cond["MOON_ALT"], 0.0, 90.0))
     ext = 10.0 ** (-0.4 * k * x_moon) * (1.0 - 10.0 ** (-0.4 * k * x))
     moon = (istar * np.exp(np.clip(p["m3"] * alpha / 90.0, -50, 50))
-            * (np.exp(p["m0"]) * rayleigh + np.exp(p["m1"]) * mie) * ext
+            * (np.exp(np.clip(p["m0"], -50, 50)) * rayleigh + np.exp(np.clip(p["m1"], -50, 50)) * mie) * ext
             * np.exp(np.clip(p["m4"] * cloud, -50, 50)) / 1e3)
     moon = np.where(cond["MOON_ALT"] > 0.0, moon, 0.0)
     twilight = np.exp(np.clip(p["t0"] + p["t1"] * (cond["SUN_ALT"] + 18.0), -50, 50))

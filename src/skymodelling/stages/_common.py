@@ -74,6 +74,7 @@ class StageSummary:
     n_failures: int = 0
     seconds: float = 0.0
     n_redone: int = 0
+    n_new_failures: int = 0
 
     def add(self, result: dict) -> None:
         """Account for one task's result dict (skipped, n_spectra, n_failures, redone)."""
@@ -82,6 +83,7 @@ class StageSummary:
         self.n_done += not result["skipped"]
         self.n_spectra += int(result["n_spectra"])
         self.n_failures += int(result["n_failures"])
+        self.n_new_failures += int(result["n_failures"])
 
     def finish(self, out, t0: float) -> None:
         """Count failures recorded by earlier runs of skipped tasks too; set the time."""
@@ -94,11 +96,13 @@ class StageSummary:
     def describe(self) -> str:
         # mean and decompose (of the means) count mean spectra, the others sky-fibre spectra
         what = "mean spectra" if self.stage in ("mean", "decompose") else "sky spectra"
+        earlier = (f" ({self.n_failures - self.n_new_failures} by earlier runs of the outputs "
+                   "kept)" if self.n_failures != self.n_new_failures else "")
         redone = (f", {self.n_redone} of them redone as their inputs, settings or code "
                   "changed" if self.n_redone else "")
         return (f"{self.stage}: {self.n_tasks} plate-MJDs ({self.n_done} processed{redone}, "
                 f"{self.n_skipped} already complete), {self.n_spectra} {what}, "
-                f"{self.n_failures} problems recorded, {self.seconds:.1f} s")
+                f"{self.n_failures} problems recorded{earlier}, {self.seconds:.1f} s")
 
 
 def read_failures(out, stage: str | None = None) -> Table:
@@ -248,6 +252,21 @@ def camera_arrays(hdul, path, camera: str, wave_hdu: str | None = None):
                      for name in (wave_hdu or f"{cam}_WAVE", f"{cam}_FLUX", f"{cam}_IVAR"))
     except KeyError as exc:
         raise BossFileError(path, f"no {exc.args[0]} HDU for camera {camera}") from exc
+
+def check_plates(wanted, found, where: str) -> None:
+    """A one-line error naming the requested plates that ``where`` does not hold."""
+    if wanted is None:
+        return
+    missing = sorted({int(p) for p in wanted} - {int(p) for p in found})
+    if missing:
+        from ..errors import SkyModellingError
+
+        have = sorted({int(p) for p in found})
+        listed = ", ".join(map(str, have[:10])) + (" ..." if len(have) > 10 else "")
+        raise SkyModellingError(
+            f"plate(s) {', '.join(map(str, missing))} not in {where} (it holds "
+            f"{listed or 'no plate'}); check --plates")
+
 
 def extract_outputs(out) -> list[Path]:
     """The complete extract outputs under ``OUT`` (the inputs of the later stages)."""

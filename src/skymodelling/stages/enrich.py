@@ -302,9 +302,10 @@ def run_enrich(out, config: Config | None = None, *, clouds=None, workers: int =
     if clouds is not None and not isinstance(clouds, PhotometricityTable):
         phot = read_photometricity(clouds)
     tasks = discover_inputs(out, plates)
-    if not tasks:
+    if not tasks and plates is None:
         raise SkyModellingError(f"{out}: no extract output found (run skymodelling extract "
                                 "first)")
+    _common.check_plates(plates, [t.plate for t in tasks], Path(out) / "extract")
     (out / STAGE).mkdir(parents=True, exist_ok=True)
     _common.remove_stale_parts(out / STAGE)
     summary = _common.StageSummary(STAGE, n_tasks=len(tasks))

@@ -535,11 +535,12 @@ def run_extract(raw, out, config: Config | None = None, *, workers: int = 1, pla
     config = config or Config()
     t0 = time.perf_counter()
     out = Path(out)
+    tasks = discover_plates(raw, plates)
+    if not tasks and plates is None:
+        raise SkyModellingError(f"{raw}: no plate folder found (expected RAW/<run2d>/<plate>/)")
+    _common.check_plates(plates, [t.plate for t in tasks], raw)
     out.mkdir(parents=True, exist_ok=True)
     _common.remove_stale_parts(out / STAGE)
-    tasks = discover_plates(raw, plates)
-    if not tasks:
-        raise SkyModellingError(f"{raw}: no plate folder found (expected RAW/<run2d>/<plate>/)")
     refs = load_reference(raw, config) if config.extract.calibration == "fixed" else None
     copy_platelist(raw, out)
     summary = _common.StageSummary(STAGE, n_tasks=len(tasks))

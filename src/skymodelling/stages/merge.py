@@ -223,6 +223,10 @@ def run_merge(out, config: Config | None = None, *, platelist=None,
     meta, files = products.sky_catalogue(out)
     if meta is None:
         raise SkyModellingError(f"{out}: no extracted plate (run skymodelling extract)")
+    unknown = sorted(set(exclude) - {int(p) for p in np.unique(np.asarray(meta["PLATE"]))})
+    if unknown:
+        raise SkyModellingError(f"exclude_plates names plate(s) {', '.join(map(str, unknown))} "
+                                f"that {out} does not hold; correct the configuration")
     if "FILE" in meta.colnames:
         names = np.array([str(f.relative_to(out)) for f in files])
         meta["SKYFILE"] = names[np.asarray(meta["FILE"], dtype=int)]
