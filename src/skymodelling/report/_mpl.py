@@ -46,11 +46,9 @@ def figure_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def save_figure(fig, path) -> None:
-    """Write ``fig`` to ``path`` atomically, in the format of its suffix (png, pdf, svg, ...)."""
+def check_format(fig, path) -> str:
+    """The figure format named by ``path``'s suffix; a one-line error when matplotlib has none."""
     from pathlib import Path
-
-    from .._atomic import atomic_path
 
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
@@ -59,5 +57,13 @@ def save_figure(fig, path) -> None:
         raise SkyModellingError(
             f"{path}: cannot write a figure as {fmt or 'a file without suffix'!r}; "
             f"use one of the suffixes {', '.join('.' + s for s in sorted(supported))}")
+    return fmt
+
+
+def save_figure(fig, path) -> None:
+    """Write ``fig`` to ``path`` atomically, in the format of its suffix (png, pdf, svg, ...)."""
+    from .._atomic import atomic_path
+
+    fmt = check_format(fig, path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=DPI, facecolor="white")

@@ -73,7 +73,7 @@ def _lines_section(means, dec) -> str:
     fig = new_figure(WIDTH, 2.2 * len(names))
     axes = np.atleast_2d(fig.subplots(len(names), 2, squeeze=False))
     cams = table["CAMERA"]
-    for (ax_t, ax_s), name in zip(axes, names):
+    for (ax_t, ax_s), name in zip(axes, names, strict=True):
         y, err = table[f"{name}_FLUX"], table[f"{name}_FLUX_ERR"]
         ylabel = f"{name} [" + plots.LINE_UNIT + "]"
         plots.draw_against(ax_t, table["TIME"], y, err, groups=cams, xlabel="TAI MJD",
@@ -105,7 +105,7 @@ def _moon_section(means) -> str:
                   "Moon below the horizon")
     fig = new_figure(WIDTH, 2.2 * len(bands))
     axes = fig.subplots(len(bands), 2, squeeze=False)
-    for (ax_i, ax_s), band in zip(axes, bands):
+    for (ax_i, ax_s), band in zip(axes, bands, strict=True):
         y, err = data.column(meta, f"{band}_CONT"), data.column(meta, f"{band}_CONT_ERR")
         ylabel = f"{band} [" + plots.FLUX_UNIT + "]"
         plots.draw_against(ax_i, data.column(meta, "MOON_ILL"), y, err, groups=up,
@@ -134,7 +134,7 @@ def _conditions_section(ds, means, bins: int) -> str:
     nrow = -(-len(names) // ncol)
     fig = new_figure(WIDTH, 2.3 * nrow)
     axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
-    for ax, name in zip(axes, names):
+    for ax, name in zip(axes, names, strict=False):
         plots.draw_histogram(ax, data.column(expo, name), label=name,
                              unit=data.unit_of(expo, name), bins=bins)
     for ax in axes[len(names):]:

@@ -50,7 +50,9 @@ def _ylimits(flux: np.ndarray, cont: np.ndarray | None) -> tuple[float, float]:
 
 
 def draw_spectrum(ax, ax_resid, wave, flux, ivar, cont=None, lines=None, *, band=None,
-                  label: str = "flux") -> int:
+                  label: str = "flux",
+                  no_model: str = "no decomposition of this spectrum (run skymodelling "
+                                  "decompose)") -> int:
     """A sky spectrum, its decomposition and the normalised residuals.
 
     Parameters
@@ -68,6 +70,8 @@ def draw_spectrum(ax, ax_resid, wave, flux, ivar, cont=None, lines=None, *, band
         of many spectra on the same grid.
     label : str
         Legend label of the spectrum.
+    no_model : str
+        What the residual panel says when there is no decomposition.
 
     Returns
     -------
@@ -111,8 +115,10 @@ def draw_spectrum(ax, ax_resid, wave, flux, ivar, cont=None, lines=None, *, band
     ax.set_ylabel("flux [" + FLUX_UNIT + "]", fontsize=8)
     ax.legend(loc="upper left", fontsize=7, frameon=False)
     if ax_resid is not None:
-        if model is None:
-            say_empty(ax_resid, "no decomposition of this spectrum (run skymodelling decompose)")
+        if model is None:  # text only: the x axis is shared with the spectrum's
+            ax_resid.text(0.5, 0.5, no_model, ha="center", va="center", fontsize=10,
+                          color="#666666", transform=ax_resid.transAxes)
+            ax_resid.set_yticks([])
         else:
             resid = (shown - model) * np.sqrt(np.where(good, ivar, np.nan))
             ax_resid.axhspan(-1, 1, color="#dddddd", lw=0)
