@@ -13,7 +13,7 @@ from .._atomic import write_text_atomic
 from ..errors import SkyModellingError
 from . import data, plots
 from . import html as H
-from ._mpl import figure_png, new_figure
+from ._mpl import _matplotlib, figure_png, new_figure
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +212,7 @@ def build_report(out, **settings) -> str:
                                 f"known: {sorted(DEFAULTS)}")
     settings = {**DEFAULTS, **settings}
     out = data.check_output(out)
+    _matplotlib()  # a one-line error now, before any work, when it is missing
     ds = open_dataset(out)
     means = data.open_means(ds)
     dec = data.decomposition(means)

@@ -169,6 +169,7 @@ def plot_spectrum(out, plate: int, mjd: int, expid: int, camera: str, fiber=None
     if camera not in CAMERAS:
         raise SkyModellingError(f"camera {camera!r} is not one of {', '.join(CAMERAS)}")
     path = Path(path)
+    data.check_output(out)
     fig = new_figure(11.0, 5.0)
     check_format(fig, path)  # before the work, so that a wrong suffix fails at once
     title = draw_one(fig, out, plate, mjd, expid, camera, fiber)
