@@ -211,6 +211,12 @@ def test_report_errors_write_nothing(tmp_path, capsys):
     assert not (tmp_path / "r.html").exists()
 
 
+def test_report_to_a_folder_is_refused(finished, tmp_path, capsys):
+    msg = _one_line_error(capsys, ["report", str(finished), "-o", str(tmp_path)])
+    assert str(tmp_path) in msg and "is a folder" in msg
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_report_without_matplotlib_is_one_line(finished, tmp_path, capsys, monkeypatch):
     import sys
 
