@@ -305,6 +305,7 @@ def _outputs(out):
             for p in sorted((out / "extract").rglob("*.fits"))}
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_output(sim_tree, extracted, tmp_path):
     out = tmp_path / "out"
     from conftest import kill_when

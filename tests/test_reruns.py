@@ -78,6 +78,7 @@ def test_added_frame_redoes_its_plate(sim_tree, copy_run, tmp_path):
     assert done == {"extract": (1, 1)}
 
 
+@pytest.mark.slow
 def test_upstream_setting_redoes_the_stages_that_read_it(copy_run, caplog):
     config = Config().replace("lines", fiber_area_arcsec2=2.5)
     with caplog.at_level(logging.INFO, logger="skymodelling"):
@@ -95,6 +96,7 @@ def test_upstream_setting_redoes_the_stages_that_read_it(copy_run, caplog):
         "lines": (0, 2), "mean": (0, 2), "decompose": (0, 2)}
 
 
+@pytest.mark.slow
 def test_changed_line_list_content_redoes_lines_mean_decompose(copy_run, tmp_path):
     bundled = resources.files("skymodelling.data") / "sky_features.csv"
     user = tmp_path / "features.csv"

@@ -215,6 +215,7 @@ def test_cli_run_rejects_bad_choices(tmp_path, capsys):
     assert "--executor dask" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_run_records_problems_and_exit_code(sim_tree, tmp_path, capsys):
     raw = tmp_path / "raw"
     shutil.copytree(sim_tree, raw)
@@ -228,6 +229,7 @@ def test_run_records_problems_and_exit_code(sim_tree, tmp_path, capsys):
     assert "problem: extract" in log and frame.name in log
 
 
+@pytest.mark.slow
 def test_demo_runs_every_stage_and_says_where(serial_run, sim_tree, tmp_path, capsys):
     ref, _ = serial_run
     shutil.copytree(sim_tree, tmp_path / "raw")   # the demo reuses a complete simulated tree

@@ -137,6 +137,7 @@ def _digest(root):
     return h.hexdigest()
 
 
+@pytest.mark.slow
 def test_deterministic_whatever_the_workers(tmp_path, noiseless_tree):
     from skymodelling.simulate.tree import simulate_tree
 

@@ -63,6 +63,7 @@ def test_layout_and_platelist(sim_tree):
         assert re.fullmatch(rf"spPlate-{folder.name}-\d{{5}}\.fits", spplates[0].name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("plate_index", [0, 1])
 def test_spplate_and_frames(sim_tree, plate_index):
     folder = _plate_dirs(sim_tree)[plate_index]

@@ -210,6 +210,19 @@ def _cmd_fetch(args) -> int:
     return max(code, 1 if fetched.failures else 0)
 
 
+def _cmd_report(args) -> int:
+    """``report OUT [-o FILE]`` and ``plot OUT --plate P --mjd M --expid E --camera C``."""
+    from .report import plot_spectrum, write_report
+
+    if args.command == "report":
+        path = write_report(args.out, args.output)
+    else:
+        path = plot_spectrum(args.out, args.plate, args.mjd, args.expid, args.camera,
+                             fiber=args.fiber, path=args.output)
+    print(f"{args.command} written to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="skymodelling",
@@ -373,6 +386,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
     _add_force(p)
     p.set_defaults(func=_cmd_extract_spec)
+
+
+    p = sub.add_parser("report", help="one self-contained HTML page of figures of an output "
+                                      "folder (docs/report.md)")
+    p.add_argument("out", help="output folder of skymodelling run")
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="HTML file to write (default OUT/report.html)")
+    p.set_defaults(func=_cmd_report)
+    p = sub.add_parser("plot", help="draw one spectrum (a mean, or a sky fibre) and its "
+                                    "decomposition")
+    p.add_argument("out", help="output folder of skymodelling run")
+    p.add_argument("--plate", type=int, required=True)
+    p.add_argument("--mjd", type=int, required=True)
+    p.add_argument("--expid", type=int, required=True, help="exposure number")
+    p.add_argument("--camera", required=True, choices=("b1", "b2", "r1", "r2"))
+    p.add_argument("--fiber", type=int, default=None,
+                   help="a sky fibre's FIBERID (default: the mean spectrum)")
+    p.add_argument("-o", "--output", default="spectrum.png", metavar="FILE",
+                   help="figure to write, format from the suffix (default spectrum.png)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("inspect", help="say what a BOSS file is and what it holds")
     p.add_argument("path", help="spPlate, spFrame, spCFrame, spFluxcalib or platelist file")

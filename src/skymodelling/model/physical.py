@@ -79,7 +79,8 @@ def components(cond: dict, p) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x_moon = ks91_optical_path(90.0 - np.clip(cond["MOON_ALT"], 0.0, 90.0))
     ext = 10.0 ** (-0.4 * k * x_moon) * (1.0 - 10.0 ** (-0.4 * k * x))
     moon = (istar * np.exp(np.clip(p["m3"] * alpha / 90.0, -50, 50))
-            * (np.exp(np.clip(p["m0"], -50, 50)) * rayleigh + np.exp(np.clip(p["m1"], -50, 50)) * mie) * ext
+            * (np.exp(np.clip(p["m0"], -50, 50)) * rayleigh
+               + np.exp(np.clip(p["m1"], -50, 50)) * mie) * ext
             * np.exp(np.clip(p["m4"] * cloud, -50, 50)) / 1e3)
     moon = np.where(cond["MOON_ALT"] > 0.0, moon, 0.0)
     twilight = np.exp(np.clip(p["t0"] + p["t1"] * (cond["SUN_ALT"] + 18.0), -50, 50))
