@@ -199,6 +199,7 @@ def test_a_job_cancelled_mid_run_and_run_again_gives_the_pool_dataset(slurm_clus
 def test_run_slurm_says_in_one_line_when_it_cannot_run(monkeypatch, tmp_path, capsys):
     """No cluster needed: no dask-jobqueue, no sinfo on PATH, --jobs without slurm."""
     argv = ["run", str(tmp_path / "raw"), str(tmp_path / "out"), "--executor", "slurm"]
+    (tmp_path / "raw").mkdir()   # RAW exists: the executor's error is the one reported
     monkeypatch.setitem(sys.modules, "dask_jobqueue", None)     # as if not installed
     assert main(argv) == 2
     assert capsys.readouterr().err == ("skymodelling: error: the slurm executor needs "
