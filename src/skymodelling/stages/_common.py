@@ -278,13 +278,15 @@ def extract_outputs(out) -> list[Path]:
     return sources
 
 
-def run_tasks(stage: str, func, tasks: list, out, workers: int, executor=None) -> StageSummary:
-    """Run a stage's per-plate tasks (after clearing a killed run's temporary files)."""
+def run_tasks(stage: str, func, tasks: list, out, workers: int, executor=None, *,
+              name: str | None = None) -> StageSummary:
+    """Run a stage's per-plate tasks (after clearing a killed run's temporary files in
+    ``OUT/<stage>``); ``name`` labels the summary and its problems when not ``stage``."""
     import time
 
     t0 = time.perf_counter()
     remove_stale_parts(Path(out) / stage)
-    summary = StageSummary(stage, n_tasks=len(tasks))
+    summary = StageSummary(name or stage, n_tasks=len(tasks))
     for result in map_tasks(func, tasks, workers, desc=stage, executor=executor):
         summary.add(result)
     summary.finish(out, t0)

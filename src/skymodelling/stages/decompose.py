@@ -17,7 +17,6 @@ the extract META.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -387,30 +386,19 @@ def run_decompose(out, config: Config | None = None, *, spectra: str = "mean", w
     config = config or Config()
     if spectra not in SPECTRA:
         raise SkyModellingError(f"spectra must be one of {SPECTRA}, not {spectra!r}")
-    t0 = time.perf_counter()
     out = Path(out)
-    _common.remove_stale_parts(out / STAGE)
     if spectra == "fibres":
         sources = _common.extract_outputs(out)
         named_lines(config.lines.line_list)
-        summary = _common.StageSummary(FIBRE_STAGE, n_tasks=len(sources))
         tasks = [(p, config, out, strict, force) for p in sources]
-        for res in _common.map_tasks(decompose_fibres_plate, tasks, workers, desc=STAGE,
-                                     executor=executor):
-            summary.add(res)
-        summary.finish(out, t0)
-        return summary
+        return _common.run_tasks(STAGE, decompose_fibres_plate, tasks, out, workers, executor,
+                                 name=FIBRE_STAGE)
     sources = products.MEAN.files(out)
     if not sources:
         raise SkyModellingError(f"{out}: no complete mean output (run skymodelling mean)")
     named_lines(config.lines.line_list)
-    summary = _common.StageSummary(STAGE, n_tasks=len(sources))
     tasks = [(p, config, out, strict, force) for p in sources]
-    for res in _common.map_tasks(decompose_plate, tasks, workers, desc=STAGE,
-                                 executor=executor):
-        summary.add(res)
-    summary.finish(out, t0)
-    return summary
+    return _common.run_tasks(STAGE, decompose_plate, tasks, out, workers, executor)
 
 
 __all__ = ["run_decompose", "decompose_file", "decompose_fibres_file", "decompose_block",

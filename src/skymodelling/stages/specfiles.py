@@ -18,7 +18,6 @@ grid in every row. See docs/specfile.md.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -227,7 +226,6 @@ def run_extract_specfiles(spec_dir, out, config: Config | None = None, *, worker
     >>> run_extract_specfiles("/work/shared/realsky", "OUT")   # doctest: +SKIP
     """
     config = config or Config()
-    t0 = time.perf_counter()
     spec_dir, out = Path(spec_dir), Path(out)
     if not spec_dir.is_dir():
         raise SkyModellingError(f"{spec_dir}: no such directory (give the folder holding "
@@ -236,15 +234,9 @@ def run_extract_specfiles(spec_dir, out, config: Config | None = None, *, worker
     if not files:
         raise SkyModellingError(f"{spec_dir}: no spec-PLATE-MJD-FIBER.fits file found")
     out.mkdir(parents=True, exist_ok=True)
-    _common.remove_stale_parts(out / STAGE)
     groups = group_specfiles(files)
-    summary = _common.StageSummary(STAGE, n_tasks=len(groups))
     tasks = [(key, paths, config, out, strict, force) for key, paths in sorted(groups.items())]
-    for res in _common.map_tasks(extract_specfile_group, tasks, workers, desc=STAGE,
-                                 executor=executor):
-        summary.add(res)
-    summary.finish(out, t0)
-    return summary
+    return _common.run_tasks(STAGE, extract_specfile_group, tasks, out, workers, executor)
 
 
 __all__ = ["run_extract_specfiles", "exposure_on_grid", "specfile_rows", "group_specfiles",
