@@ -58,9 +58,11 @@ def _cmd_inspect(args) -> int:
 
 
 def _report(summary, out) -> int:
-    """Print a stage summary; exit code 1 when problems were recorded."""
-    print(summary.describe())
-    if summary.n_failures:
+    """Print a stage summary (or a list of them); exit code 1 when problems were recorded."""
+    parts = summary if isinstance(summary, list) else [summary]
+    for part in parts:
+        print(part.describe())
+    if any(part.n_failures for part in parts):
         print(f"problems are listed in {out}/failures/", file=sys.stderr)
         return 1
     return 0
@@ -113,7 +115,8 @@ def _cmd_run(args) -> int:
               f"log in {args.out}/run.log", flush=True)
         summary = run_pipeline(args.raw, args.out, config, first=args.first, last=args.last,
                                executor=executor, clouds=args.clouds, plates=args.plates,
-                               strict=args.strict, force=_forced(args.force))
+                               strict=args.strict, force=_forced(args.force),
+                               decompose_spectra=args.decompose_spectra)
     print()
     print(summary.describe())
     return 1 if summary.n_failures else 0
@@ -269,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only these plates (extract and enrich): P1,P2,...")
     p.add_argument("--clouds", default=None, metavar="FILE",
                    help="photometricity table for enrich (see skymodelling enrich)")
+    p.add_argument("--decompose-spectra", choices=("mean", "fibres", "both"), default=None,
+                   help="what decompose decomposes: the mean spectra (default), every "
+                        "sky-fibre spectrum, or both (means first)")
     p.add_argument("--config", default=None, help="JSON configuration file")
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
     p.add_argument("--force", nargs="?", action="append", const="all", metavar="STAGE",

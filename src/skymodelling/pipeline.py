@@ -29,7 +29,7 @@ from .config import Config
 from .errors import SkyModellingError
 from .executors import Executor, make_executor
 from .stages import registry
-from .stages._common import StageSummary, read_failures
+from .stages._common import read_failures
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +125,10 @@ def _log_failures(out: Path, stage: str) -> None:
 
 
 def _run_stage(stage: str, raw, out: Path, config: Config, executor: Executor, *,
-               clouds, plates, strict, force=False) -> StageSummary | dict:
+               clouds, plates, strict, force=False, spectra=None):
     return registry.get(stage).run(raw, out, config, strict=strict, force=force,
                                    workers=executor.workers, executor=executor,
-                                   plates=plates, clouds=clouds)
+                                   plates=plates, clouds=clouds, spectra=spectra)
 
 
 def check_inputs(raw, out, stages, plates=None) -> None:
@@ -152,7 +152,8 @@ def check_inputs(raw, out, stages, plates=None) -> None:
 def run_pipeline(raw, out, config: Config | None = None, *, first: str = "extract",
                  last: str = "merge", executor: Executor | None = None, workers: int | None = None,
                  clouds=None, plates=None, strict: bool = False,
-                 show: bool = True, force=()) -> RunSummary:
+                 show: bool = True, force=(), decompose_spectra: str | None = None
+                 ) -> RunSummary:
     """Run the stages ``first`` to ``last`` on ``raw`` into ``out``.
 
     Parameters
@@ -184,6 +185,9 @@ def run_pipeline(raw, out, config: Config | None = None, *, first: str = "extrac
         Stages whose outputs are redone even when complete and current (True: every
         stage run). Without it a rerun redoes only outputs whose inputs, settings,
         tables or algorithm version changed (:mod:`skymodelling.stages.keys`).
+    decompose_spectra : {"mean", "fibres", "both"}, optional
+        What decompose decomposes (``skymodelling decompose --spectra``; default the mean
+        spectra). "fibres" and "both" add the per-fibre decomposition that merge joins.
 
     Returns
     -------
@@ -197,6 +201,9 @@ def run_pipeline(raw, out, config: Config | None = None, *, first: str = "extrac
     if unknown:
         raise SkyModellingError(f"--force: unknown stage(s) {', '.join(sorted(unknown))}; "
                                 f"stages are {', '.join(STAGES)}")
+    if decompose_spectra is not None and decompose_spectra not in ("mean", "fibres", "both"):
+        raise SkyModellingError(f"decompose_spectra must be mean, fibres or both, not "
+                                f"{decompose_spectra!r}")
     check_inputs(raw, out, stages, plates)
     out.mkdir(parents=True, exist_ok=True)
     own = executor is None
@@ -215,7 +222,8 @@ def run_pipeline(raw, out, config: Config | None = None, *, first: str = "extrac
                 t_stage = time.perf_counter()
                 try:
                     result = _run_stage(stage, raw, out, config, executor, clouds=clouds,
-                                        plates=plates, strict=strict, force=stage in forced)
+                                        plates=plates, strict=strict, force=stage in forced,
+                                        spectra=decompose_spectra)
                 except SkyModellingError as exc:
                     log.info("%s: stopped: %s", stage, exc)   # the caller reports it
                     raise
@@ -229,12 +237,14 @@ def run_pipeline(raw, out, config: Config | None = None, *, first: str = "extrac
 
                     log.info("merge: catalogue\n%s", describe_counts(result))
                     continue
-                summary.stages.append(result)
-                log.info("%s", result.describe())
-                if show:
-                    print(result.describe(), flush=True)
-                if result.n_failures:
-                    _log_failures(out, stage)
+                # decompose --spectra both: one summary per mode
+                for part in result if isinstance(result, list) else [result]:
+                    summary.stages.append(part)
+                    log.info("%s", part.describe())
+                    if show:
+                        print(part.describe(), flush=True)
+                    if part.n_failures:
+                        _log_failures(out, part.stage)
             summary.peak_rss_mb = executor.peak_rss_mb
             summary.seconds = time.perf_counter() - t0
             log.info("run finished\n%s", summary.describe())

@@ -50,7 +50,7 @@ FIBRE_KEY_COLUMNS = products.DECOMP_FIBRES.keys
 FIBRE_EXTNAME = "DECOMPFIBRES"
 #: Name of the fibre mode's problem files (``OUT/failures/decompfibres-<plate4>-<mjd5>.csv``).
 FIBRE_STAGE = "decompfibres"
-SPECTRA = ("mean", "fibres")
+SPECTRA = ("mean", "fibres", "both")
 #: Fibres (in order of median S/N) on which the fibre mode tries to fit the profile.
 FIBRE_PROFILE_TRIES = 5
 def output_path(out, plate: int, mjd: int) -> Path:
@@ -380,13 +380,21 @@ def decompose_fibres_plate(task) -> dict:
 
 def run_decompose(out, config: Config | None = None, *, spectra: str = "mean", workers: int = 1,
                   strict: bool = False, executor=None,
-                  force: bool = False) -> _common.StageSummary:
+                  force: bool = False):
     """Decompose every complete mean output under ``out``, or with ``spectra="fibres"``
-    every sky-fibre spectrum of every complete extract output."""
+    every sky-fibre spectrum of every complete extract output; ``spectra="both"`` does the
+    means and then the fibres (whose profiles come from the means) and returns the two
+    summaries as a list (a single :class:`~skymodelling.stages._common.StageSummary`
+    otherwise)."""
     config = config or Config()
     if spectra not in SPECTRA:
-        raise SkyModellingError(f"spectra must be one of {SPECTRA}, not {spectra!r}")
+        raise SkyModellingError(f"spectra must be one of {', '.join(SPECTRA)}, "
+                                f"not {spectra!r}")
     out = Path(out)
+    if spectra == "both":
+        kw = dict(workers=workers, strict=strict, executor=executor, force=force)
+        return [run_decompose(out, config, spectra="mean", **kw),
+                run_decompose(out, config, spectra="fibres", **kw)]
     if spectra == "fibres":
         sources = _common.extract_outputs(out)
         named_lines(config.lines.line_list)

@@ -1,7 +1,10 @@
 """Stage merge: one catalogue of every sky spectrum, with quality cuts and their record.
 
 Joins, row by row, the extract metadata, the enrich conditions and the lines
-measurements of every plate (:func:`skymodelling.open_dataset`) and writes,
+measurements of every plate (:func:`skymodelling.open_dataset`), and the line fluxes of
+the decompositions (the mean spectrum's of each row's exposure and camera as
+``DECOMP_*``, the row's own as ``DECOMPFIB_*`` after ``decompose --spectra fibres``), and
+writes,
 in ``OUT/merge/``, in FITS and Parquet:
 
 * ``all``: every spectrum;
@@ -58,8 +61,82 @@ def plate_quality(meta: Table, platelist: Table | None) -> np.ndarray:
 
 
 def line_measure_columns(meta: Table) -> list[str]:
-    """The line-measurement columns (raw sums and integrated fluxes)."""
-    return [c for c in meta.colnames if c.endswith(("_SUM", "_FLUX"))]
+    """The line-measurement columns of the lines stage (raw sums and integrated fluxes;
+    not the joined decompositions' ``DECOMP_``/``DECOMPFIB_`` columns)."""
+    return [c for c in meta.colnames if c.endswith(("_SUM", "_FLUX"))
+            and not c.startswith(DECOMP_PREFIXES)]
+
+
+#: Prefixes of the joined decomposition columns: per exposure-camera (mean spectra) and
+#: per fibre (``decompose --spectra fibres``).
+DECOMP_PREFIXES = ("DECOMP_", "DECOMPFIB_")
+#: Missing-value fill of the joined integer columns (rows without a decomposition).
+NO_DECOMP_FLAG = -1
+
+
+def decomposition_columns(table: Table) -> list[str]:
+    """The columns of a decomposition table joined into the catalogue: the named lines'
+    fluxes and errors, RCHI2 and FLAG."""
+    return [c for c in table.colnames if c.endswith(("_FLUX", "_FLUX_ERR"))
+            or c in ("RCHI2", "FLAG")]
+
+
+def join_decomposition(meta: Table, dec: Table | None, keys, prefix: str) -> Table:
+    """``meta`` with the :func:`decomposition_columns` of ``dec`` (matched on ``keys``) as
+    ``<prefix><NAME>``; NaN (floats) or :data:`NO_DECOMP_FLAG` (FLAG) where a row has no
+    decomposition. Units are kept. Vectorised: one sort of the keys of each table.
+
+    Examples
+    --------
+    >>> meta = Table({"IMG": [1, 1, 2], "CAMERA": ["b1", "r1", "b1"]})
+    >>> dec = Table({"IMG": [1], "CAMERA": ["b1"], "OI5577_FLUX": [3.0], "FLAG": [0]})
+    >>> t = join_decomposition(meta, dec, ("IMG", "CAMERA"), "DECOMP_")
+    >>> t["DECOMP_OI5577_FLUX"].tolist(), t["DECOMP_FLAG"].tolist()
+    ([3.0, nan, nan], [0, -1, -1])
+    """
+    if dec is None or len(dec) == 0:
+        return meta
+
+    def key_strings(t):
+        parts = [np.char.strip(np.asarray(t[k]).astype(str)) for k in keys]
+        out = parts[0]
+        for p in parts[1:]:
+            out = np.char.add(np.char.add(out, "|"), p)
+        return out
+
+    left, right = key_strings(meta), key_strings(dec)
+    uniq, first = np.unique(right, return_index=True)
+    pos = np.clip(np.searchsorted(uniq, left), 0, max(len(uniq) - 1, 0))
+    found = uniq[pos] == left
+    src = first[pos]
+    for name in decomposition_columns(dec):
+        col = dec[name]
+        values = np.ma.getdata(col) if isinstance(col, np.ma.MaskedArray) else np.asarray(col)
+        missing = ~found
+        if isinstance(col, np.ma.MaskedArray):
+            missing = missing | np.ma.getmaskarray(col)[src]
+        if values.dtype.kind == "f":
+            data = np.where(missing, np.nan, values[src]).astype(values.dtype)
+        else:
+            data = np.where(missing, NO_DECOMP_FLAG, values[src]).astype(np.int32)
+        meta[prefix + name] = data
+        unit = getattr(col, "unit", None)
+        if unit is not None:
+            meta[prefix + name].unit = unit
+    return meta
+
+
+def with_decompositions(meta: Table, out: Path) -> Table:
+    """``meta`` with the mean decomposition of each row's exposure and camera
+    (``DECOMP_*``) and, where ``decompose --spectra fibres`` ran, the row's own
+    (``DECOMPFIB_*``)."""
+    dec, _ = products.stack_complete(products.DECOMP.files(out), products.DECOMP.table, "_F")
+    # ROW of a decomposition is its row in its own file: not a key of the catalogue
+    meta = join_decomposition(meta, dec, ("PLATE", "MJD", "IMG", "CAMERA"), "DECOMP_")
+    fib, _ = products.stack_complete(products.DECOMP_FIBRES.files(out),
+                                     products.DECOMP_FIBRES.table, "_F")
+    return join_decomposition(meta, fib, ("PLATE", "MJD", "IMG", "CAMERA", "FIB"),
+                              "DECOMPFIB_")
 
 
 def has_line_measure(meta: Table) -> np.ndarray:
@@ -167,7 +244,7 @@ def write_parquet(path: Path, table: Table, units: dict, cards: list[tuple]) -> 
 def _inputs_digest(out: Path, platelist_path: Path | None, exclude: tuple) -> str:
     """Fingerprint of everything the catalogue is made from."""
     parts = []
-    for stage in ("extract", "enrich", "lines"):
+    for stage in ("extract", "enrich", "lines", "decompose"):
         for marker in sorted((out / stage).glob("*/*.done")):
             parts.append(f"{marker.relative_to(out)}:{marker.read_text()}")
     if platelist_path is not None and platelist_path.is_file():
@@ -231,6 +308,7 @@ def run_merge(out, config: Config | None = None, *, platelist=None,
         names = np.array([str(f.relative_to(out)) for f in files])
         meta["SKYFILE"] = names[np.asarray(meta["FILE"], dtype=int)]
         meta.remove_column("FILE")
+    meta = with_decompositions(meta, out)
     cuts = select(meta, table, exclude)
     meta["PLATEQUALITY"] = cuts["quality"]
     catalogues = {"all": meta, "good": meta[cuts["good"]], "clean": meta[cuts["clean"]]}

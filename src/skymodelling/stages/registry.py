@@ -164,10 +164,12 @@ STAGES: tuple[Stage, ...] = (
     Stage("decompose", "separate airglow lines from the continuum of every mean sky spectrum",
           "skymodelling.stages.decompose:run_decompose", products.DECOMP,
           takes=("workers", "executor", "spectra"),
-          options=(Option(("--spectra",), {"choices": ("mean", "fibres"), "default": None,
+          options=(Option(("--spectra",), {"choices": ("mean", "fibres", "both"),
+                                           "default": None,
                                            "help": "which spectra to decompose: the mean "
-                                                   "spectra (default) or every sky-fibre "
-                                                   "spectrum of the extract outputs"}),)),
+                                                   "spectra (default), every sky-fibre "
+                                                   "spectrum of the extract outputs, or both "
+                                                   "(means first)"}),)),
     Stage("merge", "one catalogue (all, good, clean, removed) in FITS and Parquet",
           "skymodelling.stages.merge:run_merge", None, takes=("platelist", "verbose"),
           options=(Option(("--exclude-plates",), {"type": plate_list, "default": None,
