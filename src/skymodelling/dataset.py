@@ -17,6 +17,45 @@ from .io.products import stack_complete as _stack_complete
 log = logging.getLogger(__name__)
 
 
+def _spectrum_class():
+    """specutils' 1-D spectrum class: ``Spectrum`` (specutils 2.x) or ``Spectrum1D`` (1.x)."""
+    try:
+        import specutils
+    except ImportError:
+        raise SkyModellingError("to_specutils needs specutils: pip install "
+                                "'skymodelling[specutils]'") from None
+    cls = getattr(specutils, "Spectrum", None) or getattr(specutils, "Spectrum1D", None)
+    if cls is None:
+        raise SkyModellingError(f"specutils {specutils.__version__} has neither Spectrum "
+                                "nor Spectrum1D")
+    return cls
+
+
+def to_specutils(spec, **meta):
+    """``spec`` (a :class:`Spectrum` or :class:`MeanSpectrum`) as a specutils spectrum.
+
+    Flux in 1e-17 erg/s/cm2/A per fibre, uncertainty the inverse variance
+    (``astropy.nddata.InverseVariance``, 1e34 cm4 A2 s2 / erg2), the spectral axis the
+    vacuum heliocentric wavelength in Angstrom, and ``mask`` True where the package does not
+    use a pixel (IVAR 0, non-finite flux). The other arrays (MASK bits, DISP, NUSED) are
+    in ``.meta``, with ``meta`` (e.g. the spectrum's keys).
+    """
+    import astropy.units as u
+    from astropy.nddata import InverseVariance
+
+    cls = _spectrum_class()
+    flux_unit = u.Unit(products.FLUX_UNIT)
+    flux = np.asarray(spec.FLUX, dtype=float)
+    ivar = np.asarray(spec.IVAR, dtype=float)
+    bad = ~((ivar > 0) & np.isfinite(flux) & np.isfinite(ivar))
+    extra = {name: np.asarray(getattr(spec, name)) for name in ("MASK", "DISP", "NUSED")
+             if getattr(spec, name, None) is not None}
+    return cls(flux=np.where(bad, 0.0, flux) * flux_unit,
+               spectral_axis=np.asarray(spec.WAVE, dtype=float) * u.AA,
+               uncertainty=InverseVariance(np.where(bad, 0.0, ivar), unit=flux_unit ** -2),
+               mask=bad, meta={**extra, **meta})
+
+
 @dataclass
 class Spectrum:
     """One sky spectrum: arrays on the fibre's native pixels (see docs/extract.md)."""
@@ -35,6 +74,11 @@ class Spectrum:
         """Pixels to use (IVAR > 0)."""
         return self.IVAR > 0
 
+    def to_specutils(self):
+        """This spectrum as ``specutils.Spectrum`` (``Spectrum1D`` before specutils 2):
+        see :func:`to_specutils`; needs the ``specutils`` extra."""
+        return to_specutils(self)
+
 
 @dataclass
 class MeanSpectrum:
@@ -45,6 +89,7 @@ class MeanSpectrum:
     IVAR: np.ndarray   # inverse variance of FLUX; 0 where no fibre
     NUSED: np.ndarray  # fibres used per pixel
     MASK: np.ndarray   # 1: no fibre, 2: fewer than min_fibers
+    DISP: np.ndarray | None = None  # mean LSF Gaussian sigma of the fibres used, A
 
     def __getitem__(self, key):
         return getattr(self, key)
@@ -53,6 +98,11 @@ class MeanSpectrum:
     def good(self) -> np.ndarray:
         """Pixels to use (IVAR > 0)."""
         return self.IVAR > 0
+
+    def to_specutils(self):
+        """This spectrum as ``specutils.Spectrum`` (``Spectrum1D`` before specutils 2):
+        see :func:`to_specutils`; needs the ``specutils`` extra."""
+        return to_specutils(self)
 
 
 @dataclass
@@ -143,7 +193,8 @@ class MeanSpectra:
         cam = str(row["CAMERA"]).upper()
         with fits.open(self.files[int(row["FILE"])], memmap=True) as hdul:
             arrays = {name: np.array(hdul[f"{cam}_{name}"].section[int(row["ROW"])])
-                      for name in ("FLUX", "IVAR", "NUSED", "MASK")}
+                      for name in ("FLUX", "IVAR", "NUSED", "MASK", "DISP")
+                      if f"{cam}_{name}" in hdul}   # no DISP in mean files of layout 1
             arrays["WAVE"] = np.array(hdul[f"{cam[0]}_WAVE"].data)
         return MeanSpectrum(**arrays)
 
