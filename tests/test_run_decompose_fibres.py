@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from astropy.io import fits
 from astropy.table import Table
 
 from skymodelling.cli import main
@@ -116,3 +117,71 @@ def test_join_fills_rows_without_a_decomposition():
     np.testing.assert_array_equal(t["DECOMP_FLAG"], [0, 4, NO_DECOMP_FLAG])
     assert "DECOMP_LSF_SIGMA" not in t.colnames
     assert str(t["DECOMP_OI5577_FLUX"].unit) == str(dec["OI5577_FLUX"].unit)
+
+
+# ------------------------------------------------- skymodelling inspect on what run wrote
+
+@slow
+def test_inspect_knows_every_output_and_the_folders(both_run, noiseless_tree, capsys):
+    import json
+
+    from skymodelling.io.inspect import describe_file
+
+    out, _ = both_run
+    for key, product in products.PRODUCTS.items():
+        path = product.files(out)[0]
+        info = describe_file(path)
+        assert info["product"] == key and info["complete"], key
+        table = Table.read(path, hdu=product.table)
+        assert info["n_rows"] == len(table) > 0
+        assert (info["plate"], info["mjd"]) == product.parse(path)
+        assert "platelist" not in main_output(["inspect", str(path)], capsys)
+    for ext in ("fits", "parquet"):
+        path = products.catalogue_path(out, "clean", ext)
+        info = describe_file(path)
+        assert info["product"] == "catalogue" and info["format"] == ext
+        assert info["n_rows"] == len(_catalogue(out, "clean")) and info["complete"]
+    marker = products.marker_path(products.MEAN.files(out)[0])
+    info = describe_file(marker)
+    assert info["product"] == "marker" and info["output_complete"]
+    # OUT: every stage, complete
+    text = main_output(["inspect", str(out)], capsys)
+    for stage in ("extract", "enrich", "lines", "mean", "decompose", "decompfibres", "merge"):
+        assert stage in text, stage
+    assert "INCOMPLETE" not in text
+    info = json.loads(main_output(["inspect", str(out), "--json"], capsys))
+    assert info["stages"]["sky"]["files"] == info["stages"]["sky"]["complete"] == 1
+    assert info["stages"]["catalogue"]["complete"] == 8
+    # RAW: plate folders and frames
+    info = describe_file(noiseless_tree)
+    assert info["product"] == "BOSS reduction tree" and info["n_plates"] == 1
+    assert info["files"]["spPlate"] == 1 and info["files"]["spCFrame"] > 0
+
+
+def main_output(argv, capsys) -> str:
+    capsys.readouterr()
+    assert main(argv) == 0
+    return capsys.readouterr().out
+
+
+def test_inspect_an_incomplete_output_and_unknown_paths(tmp_path, capsys):
+    from skymodelling.io.inspect import describe_file
+
+    # an OUT whose extract file has no marker: listed, not complete
+    path = products.SKY.path(tmp_path / "out", 3985, 55320)
+    path.parent.mkdir(parents=True)
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU(Table({"PLATE": [3985], "MJD": [55320]}),
+                                                       name="META")]).writeto(path)
+    info = describe_file(tmp_path / "out")
+    assert info["stages"]["sky"] == {"stage": "extract", "files": 1, "complete": 0,
+                                     "plates": 1}
+    assert "INCOMPLETE" in main_output(["inspect", str(tmp_path / "out")], capsys)
+    assert describe_file(path)["product"] == "sky" and not describe_file(path)["complete"]
+    # anything else: one line naming the path, exit 2
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.parquet").write_text("x")
+    for bad in (tmp_path / "empty", tmp_path / "missing", tmp_path / "notes.parquet"):
+        capsys.readouterr()
+        assert main(["inspect", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert str(bad) in err and len(err.splitlines()) == 1

@@ -413,8 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="figure to write, format from the suffix (default spectrum.png)")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("inspect", help="say what a BOSS file is and what it holds")
-    p.add_argument("path", help="spPlate, spFrame, spCFrame, spFluxcalib or platelist file")
+    p = sub.add_parser("inspect", help="say what a file or folder is and what it holds")
+    p.add_argument("path", help="a BOSS file (spPlate, spFrame, spCFrame, spFluxcalib, "
+                                "platelist), an output of the pipeline (any stage's file, a "
+                                "catalogue .fits/.parquet, a .done marker), or a folder (RAW "
+                                "or OUT)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_inspect)
     return parser
