@@ -144,6 +144,8 @@ def test_inspect_knows_every_output_and_the_folders(both_run, noiseless_tree, ca
     marker = products.marker_path(products.MEAN.files(out)[0])
     info = describe_file(marker)
     assert info["product"] == "marker" and info["output_complete"]
+    assert info["stage"] == "mean" and info["n_spectra"] == len(Table.read(
+        products.MEAN.files(out)[0], hdu="MEANMETA"))
     # OUT: every stage, complete
     text = main_output(["inspect", str(out)], capsys)
     for stage in ("extract", "enrich", "lines", "mean", "decompose", "decompfibres", "merge"):
@@ -180,7 +182,9 @@ def test_inspect_an_incomplete_output_and_unknown_paths(tmp_path, capsys):
     # anything else: one line naming the path, exit 2
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes.parquet").write_text("x")
-    for bad in (tmp_path / "empty", tmp_path / "missing", tmp_path / "notes.parquet"):
+    (tmp_path / "run.log").write_text("x")
+    for bad in (tmp_path / "empty", tmp_path / "missing", tmp_path / "notes.parquet",
+                tmp_path / "run.log"):
         capsys.readouterr()
         assert main(["inspect", str(bad)]) == 2
         err = capsys.readouterr().err.strip()

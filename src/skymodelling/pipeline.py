@@ -56,15 +56,15 @@ class RunSummary:
 
     def describe(self) -> str:
         """The final summary: a table of the stages, the catalogue counts and the totals."""
-        head = (f"{'stage':<10s} {'plate-MJDs':>10s} {'processed':>9s} {'skipped':>8s} "
+        head = (f"{'stage':<12s} {'plate-MJDs':>10s} {'processed':>9s} {'skipped':>8s} "
                 f"{'spectra':>9s} {'problems':>8s} {'time':>9s}")
         lines = [head, "-" * len(head)]
         for s in self.stages:
-            lines.append(f"{s.stage:<10s} {s.n_tasks:10d} {s.n_done:9d} {s.n_skipped:8d} "
+            lines.append(f"{s.stage:<12s} {s.n_tasks:10d} {s.n_done:9d} {s.n_skipped:8d} "
                          f"{s.n_spectra:9d} {s.n_failures:8d} {s.seconds:8.1f}s")
         if self.merge_counts:
             c = self.merge_counts
-            lines.append(f"{'merge':<10s} {'-':>10s} {'-':>9s} {'-':>8s} "
+            lines.append(f"{'merge':<12s} {'-':>10s} {'-':>9s} {'-':>8s} "
                          f"{c['all']['spectra']:9d} {'-':>8s} {self.merge_seconds:8.1f}s")
             lines.append(
                 f"catalogue: {c['all']['spectra']} spectra of {c['all']['plates']} plates "

@@ -68,6 +68,10 @@ def guess_product(path) -> str:
     if path.suffix == ".parquet":
         raise BossFileError(path, "a Parquet file that is not a merged catalogue "
                                   "(all, good, clean or removed.parquet)")
+    if not path.name.lower().endswith((".fits", ".fits.gz", ".fit", ".fts", ".fits.fz")):
+        raise BossFileError(path, "not a file inspect knows (a BOSS or skymodelling FITS "
+                                  "file, a merged catalogue .parquet, a .done marker or a "
+                                  "folder)")
     with open_fits(path) as hdul:
         h0 = get_hdu(hdul, 0, path, "primary")
         hdr = h0.header
@@ -184,11 +188,17 @@ def _describe_marker(path: Path, info: dict) -> dict:
     marker = products.marker_info(output)
     if not marker:
         raise BossFileError(path, "not a readable completion marker (JSON)")
+    kind = _own_product(output)
+    stage = ("merge" if kind == "catalogue" else
+             products.PRODUCTS[kind].stage if kind in products.PRODUCTS else None)
+    parts = marker.get("parts")
+    algorithm = parts.get("algorithm") if isinstance(parts, dict) else None
     info.update(output=str(output), output_exists=output.is_file(),
-                output_complete=products.is_complete(output),
-                size=marker.get("size"), key=marker.get("key"),
-                stage=(marker.get("parts") or {}).get("stage"),
-                inputs=sorted(marker.get("inputs") or {}))
+                output_complete=products.is_complete(output), stage=stage,
+                size=marker.get("size"), key=marker.get("key"), version=marker.get("version"),
+                algorithm=algorithm, n_spectra=marker.get("n_spectra"),
+                inputs=sorted(marker.get("inputs") or {})
+                if isinstance(marker.get("inputs"), dict) else [])
     return info
 
 
@@ -318,8 +328,8 @@ def format_description(info: dict) -> str:
                              f"({s['complete']} complete)")
                 continue
             state = "complete" if s["complete"] == s["files"] else "INCOMPLETE"
-            lines.append(f"  {s['stage']} ({key}): {s['files']} files for {s['plates']} "
-                         f"plates, {s['complete']} complete: {state}")
+            lines.append(f"  {s['stage']} ({key}): {s['files']} file(s) for {s['plates']} "
+                         f"plate(s), {s['complete']} complete: {state}")
         lines.append(f"  {info['failure_files']} problem files in failures/"
                      + ("; run.log" if info["run_log"] else ""))
     elif product == "BOSS reduction tree":
@@ -331,7 +341,9 @@ def format_description(info: dict) -> str:
         state = ("complete" if info["output_complete"] else
                  "INCOMPLETE (size differs)" if info["output_exists"] else "output missing")
         lines.append(f"  completion marker of {info['output']} ({info['stage'] or '?'}): "
-                     f"{state}; size {info['size']}, key {info['key']}")
+                     f"{state}; size {info['size']}, key {info['key']}"
+                     + (f", {info['n_spectra']} spectra" if info["n_spectra"] is not None
+                        else ""))
     elif product == "catalogue":
         lines.append(f"  merged catalogue {info['catalogue']} ({info['format']}), "
                      f"{info['n_rows']} rows x {info['n_columns']} columns, "
