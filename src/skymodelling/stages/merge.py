@@ -84,7 +84,8 @@ def decomposition_columns(table: Table) -> list[str]:
 def join_decomposition(meta: Table, dec: Table | None, keys, prefix: str) -> Table:
     """``meta`` with the :func:`decomposition_columns` of ``dec`` (matched on ``keys``) as
     ``<prefix><NAME>``; NaN (floats) or :data:`NO_DECOMP_FLAG` (FLAG) where a row has no
-    decomposition. Units are kept. Vectorised: one sort of the keys of each table.
+    decomposition. Units are kept. Vectorised: the keys of both tables become integer codes
+    (string keys compared without surrounding blanks), then one lookup array.
 
     Examples
     --------
@@ -97,18 +98,21 @@ def join_decomposition(meta: Table, dec: Table | None, keys, prefix: str) -> Tab
     if dec is None or len(dec) == 0:
         return meta
 
-    def key_strings(t):
-        parts = [np.char.strip(np.asarray(t[k]).astype(str)) for k in keys]
-        out = parts[0]
-        for p in parts[1:]:
-            out = np.char.add(np.char.add(out, "|"), p)
-        return out
-
-    left, right = key_strings(meta), key_strings(dec)
-    uniq, first = np.unique(right, return_index=True)
-    pos = np.clip(np.searchsorted(uniq, left), 0, max(len(uniq) - 1, 0))
-    found = uniq[pos] == left
-    src = first[pos]
+    n = len(meta)
+    codes = []
+    for k in keys:
+        values = np.concatenate([np.asarray(meta[k]), np.asarray(dec[k])])
+        uniq, inverse = np.unique(values, return_inverse=True)
+        if uniq.dtype.kind in "SU":   # "b1 " and "b1" are the same camera
+            uniq, again = np.unique(np.char.strip(uniq.astype(str)), return_inverse=True)
+            inverse = again[inverse]
+        codes.append(inverse.ravel())
+    ids = np.unique(np.column_stack(codes), axis=0, return_inverse=True)[1].ravel()
+    lookup = np.full(ids.max() + 1, -1, dtype=np.int64)
+    lookup[ids[n:]] = np.arange(len(dec))
+    src = lookup[ids[:n]]
+    found = src >= 0
+    src = np.where(found, src, 0)
     for name in decomposition_columns(dec):
         col = dec[name]
         values = np.ma.getdata(col) if isinstance(col, np.ma.MaskedArray) else np.asarray(col)
