@@ -76,7 +76,8 @@ def test_catalogue_carries_the_mean_decomposition_of_each_exposure_camera(both_r
 
 
 @slow
-def test_rerun_skips_both_modes_and_the_catalogue_follows_a_new_fibre_run(both_run, tmp_path):
+def test_rerun_skips_both_modes_and_the_catalogue_follows_a_new_fibre_run(both_run, tmp_path,
+                                                                          capsys):
     import shutil
 
     src, _ = both_run
@@ -87,6 +88,11 @@ def test_rerun_skips_both_modes_and_the_catalogue_follows_a_new_fibre_run(both_r
     parts = [s for s in summary.stages]
     assert [p.stage for p in parts] == ["decompose", "decompfibres"]
     assert all(p.n_skipped == p.n_tasks > 0 for p in parts)
+    # the stage command: both modes, one summary line each
+    capsys.readouterr()
+    assert main(["decompose", str(out), "--spectra", "both"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in printed] == ["decompose", "decompfibres"]
     # without the fibre decompositions, merge is redone and drops the per-fibre columns
     for path in products.DECOMP_FIBRES.files(out):
         products.marker_path(path).unlink()
