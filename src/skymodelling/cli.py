@@ -125,7 +125,8 @@ def _cmd_run(args) -> int:
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(args.dir, seed=args.seed, workers=args.workers)
+    return run_demo(args.dir, seed=args.seed, workers=args.workers, n_plates=args.plates,
+                    n_exposures=args.exposures)
 
 
 def _cmd_model(args) -> int:
@@ -242,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="parallel processes (default: CPUs, at most 4)")
+    p.add_argument("--plates", type=_positive_int, default=1,
+                   help="plates to simulate (default 1; each writes about 1.4 GB, as real "
+                        "BOSS files are large)")
+    p.add_argument("--exposures", type=_positive_int, default=3,
+                   help="coadded exposures per plate (default 3; one more is simulated and "
+                        "rejected from the coadd)")
     p.set_defaults(func=_cmd_demo)
 
     from .executors import EXECUTORS

@@ -9,7 +9,7 @@ from .simulate.truth import truth_dir
 
 log = logging.getLogger(__name__)
 
-DEMO_PLATES = 2
+DEMO_PLATES = 1
 DEMO_EXPOSURES = 3
 
 
@@ -18,7 +18,8 @@ def _tree_complete(raw: Path) -> bool:
     return (raw / "platelist.fits").is_file() and (truth_dir(raw) / "exposures.fits").is_file()
 
 
-def run_demo(folder, seed: int = 1, workers: int | None = None) -> int:
+def run_demo(folder, seed: int = 1, workers: int | None = None, n_plates: int = DEMO_PLATES,
+             n_exposures: int = DEMO_EXPOSURES) -> int:
     """Simulate ``folder/raw`` (unless already there), run every stage into ``folder/out``.
 
     Prints the tree, each stage's summary, the final summary and a few of the
@@ -33,9 +34,9 @@ def run_demo(folder, seed: int = 1, workers: int | None = None) -> int:
     if _tree_complete(raw):
         print(f"using the simulated tree already in {raw}")
     else:
-        print(f"simulating {DEMO_PLATES} plates x {DEMO_EXPOSURES} exposures into {raw} ...",
+        print(f"simulating {n_plates} plate(s) x {n_exposures} exposures into {raw} ...",
               flush=True)
-        summary = simulate_tree(raw, n_plates=DEMO_PLATES, n_exposures=DEMO_EXPOSURES, seed=seed,
+        summary = simulate_tree(raw, n_plates=n_plates, n_exposures=n_exposures, seed=seed,
                                 workers=workers)
         print(summary.describe())
     _summarise_tree(raw)
