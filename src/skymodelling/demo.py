@@ -9,6 +9,9 @@ from .simulate.truth import truth_dir
 
 log = logging.getLogger(__name__)
 
+#: The documentation (file formats, algorithms), installed with the package.
+DOCS = Path(__file__).resolve().parent / "docs"
+
 DEMO_PLATES = 1
 DEMO_EXPOSURES = 3
 
@@ -51,7 +54,8 @@ def run_demo(folder, seed: int = 1, workers: int | None = None, n_plates: int = 
     _show_lines(out)
     _show_mean(out)
     _show_decompose(out)
-    print(f"\nthe catalogue: {out / 'merge'}/clean.fits (and .parquet); file formats: docs/*.md")
+    print(f"\nthe catalogue: {out / 'merge'}/clean.fits (and .parquet); file formats: "
+          f"{DOCS}/*.md (installed with the package)")
     return 1 if result.n_failures else 0
 
 
