@@ -16,6 +16,23 @@ def _offline_astropy():
     offline_astropy()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _dask_scratch_in_pytest_tmp(tmp_path_factory):
+    """Dask's workers spill into ``temporary-directory`` (default ``/tmp/dask-scratch-space``,
+    which outlives the run); the tests' clusters use a folder pytest removes instead."""
+    import os
+
+    scratch = tmp_path_factory.mktemp("dask-scratch")
+    os.environ["DASK_TEMPORARY_DIRECTORY"] = str(scratch)
+    try:
+        import dask
+    except ImportError:
+        yield
+        return
+    with dask.config.set({"temporary-directory": str(scratch)}):
+        yield
+
+
 @pytest.fixture(scope="session")
 def sim_tree(tmp_path_factory) -> Path:
     """The tree of the foundation issue: ``simulate RAW --plates 2 --exposures 3 --seed 1``."""

@@ -327,6 +327,7 @@ def test_stage_writes_the_documented_file_and_skips_when_complete(mean_out):
     assert again.n_skipped == again.n_tasks
 
 
+@pytest.mark.slow
 def test_decompose_uses_the_mean_disp_and_reads_mean_files_without_it(mean_out, tmp_path):
     from skymodelling.stages._common import FailureLog
     from skymodelling.stages.decompose import decompose_file
@@ -364,6 +365,7 @@ def test_command_line(mean_out):
         main(["decompose", str(mean_out), "--spectra", "objects"])
 
 
+@pytest.mark.slow
 def test_fibre_mode_decomposes_every_extract_row_and_skips_when_complete(mean_out):
     from skymodelling import open_dataset
     from skymodelling.spectral.decompose import LSF_DEFAULT, disp_width

@@ -205,6 +205,7 @@ def _listed(raw):
     return folder, sp
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_recorded_and_the_rest_proceeds(sim_tree, tmp_path, capsys):
     raw = tmp_path / "raw"
     _linked_copy(sim_tree, raw)

@@ -303,6 +303,7 @@ def noisy_out(sim_tree, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_noisy_mean_agrees_with_the_truth_within_errors(sim_tree, noisy_out):
     means = skymodelling.open_dataset(noisy_out).means
     pulls, biases = [], []

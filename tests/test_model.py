@@ -100,6 +100,7 @@ def test_boosted_model_intervals_on_held_out_rows(synth):
     assert 0.58 < s["coverage"] < 0.78
 
 
+@pytest.mark.slow
 def test_save_load_roundtrip_and_checks(synth, tmp_path):
     table, _ = synth
     model = api.fit_model(table[:600], kind="both")

@@ -43,6 +43,7 @@ def _other_plate(raw: Path) -> Path:
     return next(f for f in sorted(raw.glob("v5_7_0/*")) if f.name != "3985")
 
 
+@pytest.mark.slow
 def test_repaired_input_redoes_its_plate_and_downstream(sim_tree, base_run, tmp_path):
     raw = tmp_path / "raw"
     shutil.copytree(sim_tree, raw, copy_function=os.link)

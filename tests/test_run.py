@@ -162,6 +162,7 @@ def test_serial_run_makes_every_stage(serial_run):
     assert "peak memory per worker" in described and "catalogue:" in described
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["process", "dask"])
 def test_engines_give_identical_outputs(engine, serial_run, sim_tree, tmp_path):
     ref, ref_summary = serial_run

@@ -215,3 +215,14 @@ def test_inspect_real_spplate(capsys):
                                     "arc": 116482}
     assert info["exposures"][-1] == {"camera": "r2", "expid": 116480, "flat": 116481,
                                      "arc": 116482}
+
+
+def test_plan_without_the_rejected_exposure():
+    from skymodelling.simulate.observations import plan_observations
+
+    with_rej = plan_observations(2, 2, np.random.default_rng(5))
+    without = plan_observations(2, 2, np.random.default_rng(5), rejected=False)
+    assert [len(v.exposures) for v in with_rej] == [3, 3]
+    assert [sum(not e.listed for e in v.exposures) for v in with_rej] == [1, 1]
+    assert [len(v.exposures) for v in without] == [2, 2]
+    assert all(e.listed for v in without for e in v.exposures)

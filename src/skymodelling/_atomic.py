@@ -22,10 +22,10 @@ def atomic_path(path, suffix: str | None = None):
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> with atomic_path(d / "x.txt") as tmp:
-    ...     _ = tmp.write_text("hello")
-    >>> (d / "x.txt").read_text()
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     with atomic_path(pathlib.Path(d) / "x.txt") as tmp:
+    ...         _ = tmp.write_text("hello")
+    ...     (pathlib.Path(d) / "x.txt").read_text()
     'hello'
     """
     path = Path(path)

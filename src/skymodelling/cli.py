@@ -25,6 +25,10 @@ _plates = registry.plate_list
 def _cmd_simulate(args) -> int:
     from .simulate.tree import simulate_tree
 
+    extra = " (+1 per plate rejected from the coadd)" if args.rejected else ""
+    print(f"simulating {args.plates} plate(s) x {args.exposures} exposures{extra} into "
+          f"{args.raw}; about 0.4 GB per exposure, as real BOSS files", file=sys.stderr,
+          flush=True)
     summary = simulate_tree(
         args.raw,
         n_plates=args.plates,
@@ -32,6 +36,7 @@ def _cmd_simulate(args) -> int:
         seed=args.seed,
         noiseless=args.noiseless,
         workers=args.workers,
+        rejected=args.rejected,
     )
     print(summary.describe())
     return 0
@@ -244,11 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="parallel processes (default: CPUs, at most 4)")
     p.add_argument("--plates", type=_positive_int, default=1,
-                   help="plates to simulate (default 1; each writes about 1.4 GB, as real "
-                        "BOSS files are large)")
-    p.add_argument("--exposures", type=_positive_int, default=3,
-                   help="coadded exposures per plate (default 3; one more is simulated and "
-                        "rejected from the coadd)")
+                   help="plates to simulate (default 1)")
+    p.add_argument("--exposures", type=_positive_int, default=2,
+                   help="coadded exposures per plate (default 2; each writes about 0.4 GB, "
+                        "as real BOSS files are large)")
     p.set_defaults(func=_cmd_demo)
 
     from .executors import EXECUTORS
@@ -298,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--noiseless", action="store_true",
                    help="no photon or read noise (flux equals the truth exactly)")
+    p.add_argument("--no-rejected", dest="rejected", action="store_false",
+                   help="leave out the extra exposure per plate that the coadd rejects "
+                        "(saves 0.1 GB per plate)")
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="parallel processes (default: CPUs, at most 4; the output does not "
                         "depend on it)")

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 DOCS = Path(__file__).resolve().parent / "docs"
 
 DEMO_PLATES = 1
-DEMO_EXPOSURES = 3
+DEMO_EXPOSURES = 2
 
 
 def _tree_complete(raw: Path) -> bool:
@@ -37,10 +37,12 @@ def run_demo(folder, seed: int = 1, workers: int | None = None, n_plates: int = 
     if _tree_complete(raw):
         print(f"using the simulated tree already in {raw}")
     else:
+        # Without the coadd's rejected exposure: 1 plate x 2 exposures stays under 1 GB
+        # (real-size files: each spCFrame is 74 MB, each gzipped spFrame 26 MB).
         print(f"simulating {n_plates} plate(s) x {n_exposures} exposures into {raw} ...",
               flush=True)
         summary = simulate_tree(raw, n_plates=n_plates, n_exposures=n_exposures, seed=seed,
-                                workers=workers)
+                                workers=workers, rejected=False)
         print(summary.describe())
     _summarise_tree(raw)
     print(f"\nrunning extract -> enrich -> lines -> mean -> decompose -> merge into {out} "

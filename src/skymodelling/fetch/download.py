@@ -88,9 +88,10 @@ def verify_file(path, expected_size: int | None = None, name: str | None = None)
     Examples
     --------
     >>> import tempfile, pathlib, numpy as np
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.fits"
-    >>> fits.PrimaryHDU(np.zeros(3)).writeto(p)
-    >>> verify_file(p, expected_size=p.stat().st_size)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = pathlib.Path(d) / "x.fits"
+    ...     fits.PrimaryHDU(np.zeros(3)).writeto(p)
+    ...     verify_file(p, expected_size=p.stat().st_size)
     """
     path = Path(path)
     name = name or path.name

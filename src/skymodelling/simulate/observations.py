@@ -137,8 +137,9 @@ def _tai_time(tai_seconds):
 
 
 def plan_observations(n_plates: int, n_exposures: int, rng: np.random.Generator,
-                      mjd_range=(55176, 56837)) -> list[PlateVisit]:
-    """Plan ``n_plates`` plates of ``n_exposures`` listed exposures (plus one rejected).
+                      mjd_range=(55176, 56837), rejected: bool = True) -> list[PlateVisit]:
+    """Plan ``n_plates`` plates of ``n_exposures`` listed exposures (plus one rejected,
+    unless ``rejected`` is false).
 
     The first plate is the reference plate 3985 on MJD 55320 (no weather
     keywords yet); the second, when asked for, is observed after MJD 55605
@@ -149,7 +150,7 @@ def plan_observations(n_plates: int, n_exposures: int, rng: np.random.Generator,
     used_plates = {REFERENCE_PLATE}
     used_mjds: set[int] = set()
     for index in range(n_plates):
-        n_total = n_exposures + 1
+        n_total = n_exposures + int(rejected)
         for _attempt in range(200):
             if index == 0:
                 plate, ra, dec = REFERENCE_PLATE, REFERENCE_RA, REFERENCE_DEC
@@ -176,11 +177,11 @@ def plan_observations(n_plates: int, n_exposures: int, rng: np.random.Generator,
         mjd = int(sdss_mjd(tai_beg[0]))
         if index == 0:
             first_expid = REFERENCE_EXPID
-            rejected = int(rng.integers(1, n_total))
+            k_rejected = int(rng.integers(1, n_total)) if rejected else -1
         else:
             first_expid = REFERENCE_EXPID + (mjd - REFERENCE_MJD) * EXPIDS_PER_NIGHT + int(
                 rng.integers(0, 30))
-            rejected = int(rng.integers(0, n_total))
+            k_rejected = int(rng.integers(0, n_total)) if rejected else -1
         expids = first_expid + np.arange(n_total)
         flat, arc = int(expids[-1] + 1), int(expids[-1] + 2)
         night_level = float(np.exp(rng.normal(0.0, 0.25)))
@@ -193,7 +194,7 @@ def plan_observations(n_plates: int, n_exposures: int, rng: np.random.Generator,
                 seeing = REFERENCE_SEEING
             exposures.append(Exposure(
                 plate=plate, mjd=mjd, expid=int(expids[k]), flat=flat, arc=arc,
-                tai_beg=float(tai_beg[k]), exptime=float(exptimes[k]), listed=k != rejected,
+                tai_beg=float(tai_beg[k]), exptime=float(exptimes[k]), listed=k != k_rejected,
                 seeing50=seeing, reference=is_ref,
                 night_factor=night_level * float(np.exp(rng.normal(0.0, 0.05))),
             ))

@@ -158,7 +158,8 @@ def _sky_for(exp, geo_row) -> tuple:
 
 
 def simulate_tree(raw, n_plates: int = 2, n_exposures: int = 3, seed: int = 1,
-                  noiseless: bool = False, workers: int | None = None) -> SimulationSummary:
+                  noiseless: bool = False, workers: int | None = None,
+                  rejected: bool = True) -> SimulationSummary:
     """Simulate ``n_plates`` plates of ``n_exposures`` coadded exposures into ``raw``.
 
     Parameters
@@ -176,6 +177,10 @@ def simulate_tree(raw, n_plates: int = 2, n_exposures: int = 3, seed: int = 1,
     workers : int, optional
         Processes simulating exposures in parallel (default: the number of
         CPUs, at most 4). The output does not depend on it.
+    rejected : bool
+        Simulate the extra exposure per plate that the coadd rejects (spFrame and
+        spFluxcalib but no spCFrame, as in real reductions); false saves its
+        0.1 GB per plate (the demo).
 
     Returns
     -------
@@ -193,7 +198,7 @@ def simulate_tree(raw, n_plates: int = 2, n_exposures: int = 3, seed: int = 1,
     try:
         if workers is None:
             workers = min(os.cpu_count() or 1, 4)
-        summary = _write_tree(staging, n_plates, n_exposures, seed, noiseless, workers)
+        summary = _write_tree(staging, n_plates, n_exposures, seed, noiseless, workers, rejected)
         if raw.exists():
             raw.rmdir()
         os.replace(staging, raw)
@@ -236,8 +241,8 @@ class _ExposureResult:
 
 
 def _write_tree(root: Path, n_plates: int, n_exposures: int, seed: int, noiseless: bool,
-                workers: int = 1) -> SimulationSummary:
-    visits = plan_observations(n_plates, n_exposures, _rng(seed, 0))
+                workers: int = 1, rejected: bool = True) -> SimulationSummary:
+    visits = plan_observations(n_plates, n_exposures, _rng(seed, 0), rejected=rejected)
     geo = _exposure_geometry(visits)
     summary = SimulationSummary(raw=root, seed=seed)
     setups, tasks = [], []
@@ -302,13 +307,32 @@ def _row_dict(table: Table, k: int) -> dict:
 
 
 def _map(func, tasks, workers: int):
-    """``map`` in this process or in a pool of ``workers`` processes, in order."""
-    if workers <= 1 or len(tasks) <= 1:
-        return [func(t) for t in tasks]
-    from concurrent.futures import ProcessPoolExecutor
+    """``map`` in this process or in a pool of ``workers`` processes, in order, with a
+    progress bar of the exposures written (on a terminal, or always for several tasks)."""
+    import sys
 
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
-        return list(pool.map(func, tasks))
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), desc="simulate ", unit="exposure", file=sys.stderr,
+               disable=not sys.stderr.isatty() and len(tasks) < 2)
+    try:
+        if workers <= 1 or len(tasks) <= 1:
+            out = []
+            for t in tasks:
+                out.append(func(t))
+                bar.update()
+            return out
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+            futures = {pool.submit(func, t): i for i, t in enumerate(tasks)}
+            out = [None] * len(tasks)
+            for f in as_completed(futures):
+                out[futures[f]] = f.result()
+                bar.update()
+            return out
+    finally:
+        bar.close()
 
 
 def _simulate_exposure(task) -> _ExposureResult:
