@@ -23,8 +23,11 @@ _plates = registry.plate_list
 
 
 def _cmd_simulate(args) -> int:
-    from .simulate.tree import simulate_tree
+    from pathlib import Path
 
+    from .simulate.tree import _check_target, simulate_tree
+
+    _check_target(Path(args.raw))   # a user error is one line, before the start line
     extra = " (+1 per plate rejected from the coadd)" if args.rejected else ""
     print(f"simulating {args.plates} plate(s) x {args.exposures} exposures{extra} into "
           f"{args.raw}; about 0.4 GB per exposure, as real BOSS files", file=sys.stderr,
