@@ -141,8 +141,10 @@ def test_fixed_far_wings_give_the_joint_fit():
     # (a missing wing would be ~1 % of a line: tens of sigma for the bright ones)
     assert np.max(np.abs(fast.flux[kf] - joint.flux[kj]) / joint.flux_err[kj]) < 0.2
     ratio = fast.flux_err[kf] / joint.flux_err[kj]
-    # the wings carry a little information on the split of close blends
-    assert abs(np.median(ratio) - 1) < 0.01 and np.all(np.abs(ratio - 1) < 0.2)
+    # the wings carry a little information on the split of close blends (a neighbour
+    # within 2 pixels: up to ~20 % in the flux error)
+    gap = np.array([np.sort(np.abs(fast.centre - fast.centre[k]))[1] for k in kf])
+    assert abs(np.median(ratio) - 1) < 0.01 and np.all(np.abs(ratio[gap > 2] - 1) < 0.1)
     assert np.abs(fast.CONT - joint.CONT).max() < 0.2 / np.sqrt(ivar).max()
     assert np.median(np.abs(fast.CONT - joint.CONT)) < 0.01 / np.sqrt(ivar).max()
     # the wing term is the part of the profile the fitted columns leave out

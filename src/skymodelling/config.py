@@ -218,6 +218,12 @@ class DecomposeConfig:
     detect_sigma : float
         Matched-filter S/N above which a peak of the data (or of a fit's
         residual) becomes a line.
+    systematics_window : int
+        Pixels of the running window in which the threshold adapts to the model's
+        systematic residuals: the negative excursions of the matched-filter S/N (which no
+        emission line makes) give a local scale, and a peak must exceed ``detect_sigma``
+        times that scale where it is above 1 (template mismatch, e.g. Fraunhofer lines of a
+        moonlit sky, makes peaks and troughs alike). 0: a fixed threshold.
     iterations : int
         Rounds of adding residual peaks and refining bright lines' centres.
     max_lines : int
@@ -268,6 +274,7 @@ class DecomposeConfig:
 
     knot_spacing: int = 40
     detect_sigma: float = 5.0
+    systematics_window: int = 81
     iterations: int = 2
     max_lines: int = 600
     half_width: int = 40

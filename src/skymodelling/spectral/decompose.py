@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.interpolate import BSpline
-from scipy.ndimage import median_filter
+from scipy.ndimage import median_filter, uniform_filter1d
 
 from .banded import BandedNormal as _Normal
 from .banded import border_mask as _border
@@ -144,9 +144,40 @@ def _matched_snr(resid, w, sigma):
     return snr
 
 
+def _local_threshold(snr, w, base, window, lines=None, near=4.0):
+    """Detection threshold per pixel: ``base`` times the local scale of the negative
+    excursions of ``snr`` (1 for pure noise: E[min(x, 0)^2] = 1/2 for a unit Gaussian),
+    never below ``base``.
+
+    Emission lines make only positive excursions; a model that misses structure of either
+    sign (a solar template coarser than the data's Fraunhofer lines, telluric absorption)
+    makes both, and its peaks are then not taken for lines. Pixels within ``near`` of the
+    centres ``lines`` of the current model are left out: a profile slightly different from
+    the real one leaves troughs beside every bright line, which say nothing about the
+    continuum model.
+    """
+    if window <= 1:
+        return base
+    valid = (w > 0).astype(float)
+    if lines is not None and len(lines):
+        srt = np.sort(np.asarray(lines, float))
+        u = np.arange(snr.size)
+        idx = np.searchsorted(srt, u)
+        dist = np.minimum(np.abs(u - srt[np.clip(idx - 1, 0, srt.size - 1)]),
+                          np.abs(srt[np.clip(idx, 0, srt.size - 1)] - u))
+        valid[dist < near] = 0.0
+    neg = np.minimum(snr, 0.0) ** 2 * valid
+    num = np.maximum(uniform_filter1d(neg, window, mode="nearest"), 0.0)
+    den = uniform_filter1d(valid, window, mode="nearest")
+    scale = np.sqrt(2.0 * np.divide(num, den, out=np.zeros_like(num), where=den > 0.2))
+    return base * np.maximum(scale, 1.0)
+
+
 def _peaks(snr, resid, threshold, exclude, min_sep=2.0):
-    """Sub-pixel positions and S/N of local maxima of ``snr`` above ``threshold``."""
+    """Sub-pixel positions and S/N of local maxima of ``snr`` above ``threshold`` (a number
+    or one per pixel)."""
     s = snr
+    threshold = np.broadcast_to(threshold, s.shape)[1:-1]
     cand = np.flatnonzero((s[1:-1] > threshold) & (s[1:-1] >= s[:-2]) & (s[1:-1] > s[2:])) + 1
     if cand.size == 0:
         return np.zeros(0), np.zeros(0)
@@ -336,7 +367,9 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     sigma0 = lsf[0] if lsf else (cfg.lsf_sigma or DEFAULT_LSF[arm][0])
     resid = y - cont
     snr = _matched_snr(resid, w, sigma0)
-    centres, csnr = _peaks(snr, resid, cfg.detect_sigma, empty)
+    centres, csnr = _peaks(snr, resid,
+                           _local_threshold(snr, w, cfg.detect_sigma, cfg.systematics_window),
+                           empty)
     names = np.full(centres.size, "", dtype=object)
     found = np.ones(centres.size, bool)
     home = {}    # catalogue positions of the named lines
@@ -453,7 +486,9 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
             break
         resid = y - model
         snr = _matched_snr(resid, w, sigma)
-        new, nsnr = _peaks(snr, resid, cfg.detect_sigma, centres, cfg.min_separation)
+        new, nsnr = _peaks(snr, resid,
+                           _local_threshold(snr, w, cfg.detect_sigma, cfg.systematics_window),
+                           centres, cfg.min_separation)
         if retry.size:
             near = np.abs(retry[:, None] - np.concatenate([centres, new])[None, :])
             back = near.min(axis=1, initial=np.inf) >= cfg.min_separation
