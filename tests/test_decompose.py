@@ -471,3 +471,66 @@ def test_a_faint_line_dropped_before_its_neighbours_were_found_comes_back():
     assert np.any(np.abs(d.centre - faint) < 0.3)
     f, e = d.named_flux(["D2", "D1"])
     assert abs(f / 125.0 - 1) < 0.005 < e / 125.0
+
+
+def _red_grid(npix=2400):
+    loglam = np.log10(8000.0) + 1e-4 * np.arange(npix)
+    return loglam, 10 ** loglam * np.log(10) * 1e-4
+
+
+def test_unresolved_band_is_its_own_component_with_its_flux():
+    # a dense band of lines 0.5-1.5 pixel apart (an O2 (0-1)-like band at BOSS resolution)
+    # on a smooth continuum: the band goes to LINES and its flux to bands, the continuum
+    # under it stays smooth; without the band window it goes into the continuum
+    from skymodelling.spectral.lsf import pixel_profile
+
+    loglam, dlam = _red_grid()
+    wave = 10 ** loglam
+    u = np.arange(loglam.size)
+    rng = np.random.default_rng(5)
+    cont = 3.0 + 1e-3 * (wave - 8000.0)
+    pos = np.sort(rng.uniform(8615.0, 8695.0, 70))
+    fl = rng.uniform(2.0, 8.0, pos.size)
+    up = (np.log10(pos) - loglam[0]) / 1e-4
+    lines = sum(f * pixel_profile(u - c, 0.8, 0.05, 3.2) for f, c in zip(fl, up)) / dlam
+    ivar = np.full(u.size, 1e4)
+    lsf = (0.8, 0.05, 3.2)
+    d = decompose_spectrum(loglam, cont + lines, ivar, arm="r", lsf=lsf)
+    inside = (wave > 8615) & (wave < 8695)
+    assert np.median(np.abs(d.CONT[inside] / cont[inside] - 1)) < 0.01
+    flux, err = d.bands["O2_0_1"]
+    assert abs(flux / fl.sum() - 1) < 0.02 and err > 0
+    assert not np.any((d.centre > up.min() - 1) & (d.centre < up.max() + 1))
+    off = decompose_spectrum(loglam, cont + lines, ivar, arm="r", lsf=lsf,
+                             config=DecomposeConfig(bands=()))
+    assert off.bands == {}
+    assert np.median(np.abs(off.CONT[inside] / cont[inside] - 1)) > 0.05
+
+
+def test_threshold_adapts_to_unmodelled_absorption():
+    # narrow absorption dips the continuum basis cannot follow (a solar spectrum sharper
+    # than the template) make peaks between them; with the adaptive threshold they are not
+    # taken for lines that hold the continuum down, the real lines still are
+    from skymodelling.spectral.lsf import pixel_profile
+
+    loglam, dlam = _red_grid(1600)
+    u = np.arange(loglam.size)
+    rng = np.random.default_rng(2)
+    dips = rng.uniform(20, u.size - 20, 160)
+    depth = rng.uniform(0.05, 0.25, dips.size)
+    trans = np.prod([1 - a * np.exp(-0.5 * ((u - c) / 1.2) ** 2) for a, c in zip(depth, dips)],
+                    axis=0)
+    cont = 50.0 * trans
+    real = np.array([300.0, 700.0, 1100.0])
+    lines = sum(400.0 * pixel_profile(u - c, 0.8, 0.05, 3.2) for c in real) / dlam
+    ivar = np.full(u.size, 1.0)
+    lsf = (0.8, 0.05, 3.2)
+    cfg = DecomposeConfig(solar_template=False)
+    ada = decompose_spectrum(loglam, cont + lines, ivar, arm="r", lsf=lsf, config=cfg)
+    fixed = decompose_spectrum(loglam, cont + lines, ivar, arm="r", lsf=lsf,
+                               config=DecomposeConfig(solar_template=False,
+                                                      systematics_window=0))
+    for c in real:
+        assert np.min(np.abs(ada.centre - c)) < 1.0
+    assert ada.centre.size < fixed.centre.size / 2
+    assert abs(np.median(ada.CONT / cont) - 1) < abs(np.median(fixed.CONT / cont) - 1)

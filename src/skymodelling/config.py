@@ -263,6 +263,15 @@ class DecomposeConfig:
         resolution) times a coarse spline (knots every ``template_knot_spacing``
         pixels): moonlight and zodiacal light are reflected sunlight, whose
         Fraunhofer lines a smooth spline cannot follow.
+    bands : tuple of (name, lo, hi)
+        Emission bands whose lines are too dense to resolve at BOSS resolution (topocentric
+        vacuum Angstrom; default the O2 atmospheric (0-1) band, 8605-8705 A): within
+        each window the band is its own airglow component, a cubic B-spline with knots every
+        ``band_knot_pixels`` pixels that vanishes at the window's ends; the continuum spline
+        has no knot inside the window (its shape there comes from both sides) and no
+        unnamed line is searched for there. The band's flux is reported as a group.
+    band_knot_pixels : int
+        Knot spacing of the band components (pixels).
     smooth_pixels : int
         Width of the running median giving CONT_SMOOTH.
     disp_width : bool
@@ -288,6 +297,8 @@ class DecomposeConfig:
     lsf_eta: float | None = None
     lsf_gamma: float | None = None
     smooth_pixels: int = 31
+    bands: tuple = (("O2_0_1", 8605.0, 8705.0),)
+    band_knot_pixels: int = 2
     fit_wing: bool = False
     wing_blue: tuple[float, float] = (0.04, 2.2)
     wing_red: tuple[float, float] = (0.05, 3.2)
@@ -303,8 +314,16 @@ class DecomposeConfig:
             object.__setattr__(self, name, (eta, gamma))
         for name in ("knot_spacing", "iterations", "max_lines", "half_width", "fit_half_width",
                      "lsf_lines",
-                     "smooth_pixels", "template_knot_spacing"):
+                     "smooth_pixels", "template_knot_spacing", "systematics_window",
+                     "band_knot_pixels"):
             object.__setattr__(self, name, int(getattr(self, name)))
+        try:   # JSON gives lists: [["O2_0_1", 8605, 8705]]
+            bands = tuple((str(n), float(lo), float(hi)) for n, lo, hi in self.bands)
+        except (TypeError, ValueError):
+            raise SkyModellingError("bands must be a list of [name, lo, hi] (Angstrom)") from None
+        if any(not lo < hi for _, lo, hi in bands) or self.band_knot_pixels < 1:
+            raise SkyModellingError("bands need lo < hi and band_knot_pixels >= 1")
+        object.__setattr__(self, "bands", bands)
         if self.knot_spacing < 4:
             raise SkyModellingError("knot_spacing must be at least 4 pixels")
         if not self.detect_sigma > 0 or not self.shift_sigma > 0:

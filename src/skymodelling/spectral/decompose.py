@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -91,6 +91,7 @@ class Decomposition:
     lsf: tuple                # (sigma, eta, gamma) in pixels
     rchi2: float
     flag: int
+    bands: dict = field(default_factory=dict)  # band name -> (flux, error) of its component
 
     def named_flux(self, names) -> tuple[float, float]:
         """Summed flux and error of the lines called ``names`` (NaN if none fitted)."""
@@ -102,9 +103,15 @@ class Decomposition:
                 float(np.sqrt(max(self.named_cov[np.ix_(sub, sub)].sum(), 0.0))))
 
 
-def _bspline_basis(npix: int, lo: int, hi: int, spacing: int) -> sp.csc_matrix:
+def _bspline_basis(npix: int, lo: int, hi: int, spacing: int, gaps=()) -> sp.csc_matrix:
+    """Cubic B-spline basis on pixels ``lo..hi`` (zero outside), knots every ``spacing``
+    pixels except strictly inside the pixel ranges ``gaps``."""
     nseg = max(1, int(round((hi - lo) / spacing)))
     inner = np.linspace(lo - 0.5, hi + 0.5, nseg + 1)
+    for a, b in gaps:
+        keep = (inner <= a) | (inner >= b)
+        keep[[0, -1]] = True
+        inner = inner[keep]
     t = np.concatenate([[inner[0]] * 3, inner, [inner[-1]] * 3])
     u = np.clip(np.arange(npix, dtype=float), inner[0], inner[-1])
     basis = BSpline.design_matrix(u, t, 3).tocsc()
@@ -114,7 +121,42 @@ def _bspline_basis(npix: int, lo: int, hi: int, spacing: int) -> sp.csc_matrix:
     return basis.tocsc()
 
 
-def _continuum_basis(loglam, lo, hi, cfg, velocity=0.0) -> tuple[sp.csc_matrix, int]:
+def _band_windows(loglam, lo, hi, cfg, velocity=0.0):
+    """(name, first, last) pixel ranges of the configured emission bands on this grid
+    (topocentric wavelengths moved to the grid's frame like the named lines)."""
+    step = float(np.median(np.diff(loglam)))
+    out = []
+    for name, wlo, whi in cfg.bands:
+        a, b = ((np.log10(np.array([wlo, whi]) / (1.0 + velocity / C_KMS)) - loglam[0]) / step)
+        a, b = int(np.ceil(max(a, lo))), int(np.floor(min(b, hi)))
+        if b - a >= 4 * cfg.band_knot_pixels + 4:
+            out.append((name, a, b))
+    return out
+
+
+def _band_basis(npix, windows, spacing):
+    """Columns of the band components: a cubic B-spline per window without its two end
+    functions, so that each component vanishes at the window's ends; and the band index
+    of every column."""
+    cols, which = [], []
+    for k, (_, a, b) in enumerate(windows):
+        c = _bspline_basis(npix, a, b, spacing)[:, 1:-1]
+        cols.append(c)
+        which.append(np.full(c.shape[1], k))
+    if not cols:
+        return sp.csc_matrix((npix, 0)), np.zeros(0, int)
+    return sp.hstack(cols).tocsc(), np.concatenate(which)
+
+
+def _outside(pos, snr, windows):
+    """Drop the peaks at ``pos`` (S/N ``snr``) inside the band windows."""
+    keep = np.ones(pos.size, bool)
+    for _, a, b in windows:
+        keep &= (pos < a) | (pos > b)
+    return pos[keep], snr[keep]
+
+
+def _continuum_basis(loglam, lo, hi, cfg, velocity=0.0, gaps=()) -> tuple[sp.csc_matrix, int]:
     """Spline basis, plus the solar spectrum times a coarse spline when configured.
 
     The solar spectrum (scattered moonlight and sunlight reach us at rest in the
@@ -123,7 +165,7 @@ def _continuum_basis(loglam, lo, hi, cfg, velocity=0.0) -> tuple[sp.csc_matrix, 
     Returns the basis and the number of template columns (the last ones).
     """
     npix = loglam.size
-    basis = _bspline_basis(npix, lo, hi, cfg.knot_spacing)
+    basis = _bspline_basis(npix, lo, hi, cfg.knot_spacing, gaps)
     if not cfg.solar_template:
         return basis, 0
     from ..sky.solar import solar_spectrum
@@ -132,6 +174,19 @@ def _continuum_basis(loglam, lo, hi, cfg, velocity=0.0) -> tuple[sp.csc_matrix, 
     template = template / np.median(template[lo:hi + 1])
     coarse = _bspline_basis(npix, lo, hi, cfg.template_knot_spacing)
     return sp.hstack([basis, sp.diags(template) @ coarse]).tocsc(), coarse.shape[1]
+
+
+def _full_basis(loglam, lo, hi, cfg, velocity=0.0):
+    """The continuum basis preceded by the band components' columns.
+
+    Returns (basis, nborder, nband, band_index, windows): the first ``nband`` columns are
+    the bands' (``band_index`` says which band), the last ``nborder`` the template's.
+    """
+    windows = _band_windows(loglam, lo, hi, cfg, velocity)
+    cont, nborder = _continuum_basis(loglam, lo, hi, cfg, velocity,
+                                     gaps=[(a, b) for _, a, b in windows])
+    band, which = _band_basis(loglam.size, windows, cfg.band_knot_pixels)
+    return sp.hstack([band, cont]).tocsc(), nborder, band.shape[1], which, windows
 
 
 def _matched_snr(resid, w, sigma):
@@ -266,7 +321,7 @@ def _prepare(loglam, flux, ivar, cfg, velocity=0.0):
     edges = np.concatenate([[loglam[0] - step / 2], 0.5 * (loglam[1:] + loglam[:-1]),
                             [loglam[-1] + step / 2]])
     gidx = np.flatnonzero(good)
-    basis = (_continuum_basis(loglam, int(gidx[0]), int(gidx[-1]), cfg, velocity)
+    basis = (_full_basis(loglam, int(gidx[0]), int(gidx[-1]), cfg, velocity)[:2]
              if gidx.size else None)
     return np.where(good, flux, 0.0), np.where(good, ivar, 0.0), np.diff(10.0 ** edges), basis
 
@@ -353,7 +408,8 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                              empty.astype(str), np.zeros((0, 0)), (np.nan,) * 3, np.nan, NOFIT)
     flag = 0
     gidx = np.flatnonzero(good)
-    basis, nborder = _continuum_basis(loglam, int(gidx[0]), int(gidx[-1]), cfg, velocity)
+    basis, nborder, nband, band_of, windows = _full_basis(loglam, int(gidx[0]), int(gidx[-1]),
+                                                          cfg, velocity)
     ncont = basis.shape[1]
     cborder = _border(ncont, ncont, nborder)
 
@@ -367,9 +423,10 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     sigma0 = lsf[0] if lsf else (cfg.lsf_sigma or DEFAULT_LSF[arm][0])
     resid = y - cont
     snr = _matched_snr(resid, w, sigma0)
-    centres, csnr = _peaks(snr, resid,
-                           _local_threshold(snr, w, cfg.detect_sigma, cfg.systematics_window),
-                           empty)
+    centres, csnr = _outside(*_peaks(snr, resid,
+                                     _local_threshold(snr, w, cfg.detect_sigma,
+                                                      cfg.systematics_window), empty),
+                             windows)
     names = np.full(centres.size, "", dtype=object)
     found = np.ones(centres.size, bool)
     home = {}    # catalogue positions of the named lines
@@ -486,9 +543,10 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
             break
         resid = y - model
         snr = _matched_snr(resid, w, sigma)
-        new, nsnr = _peaks(snr, resid,
-                           _local_threshold(snr, w, cfg.detect_sigma, cfg.systematics_window),
-                           centres, cfg.min_separation)
+        new, nsnr = _outside(*_peaks(snr, resid,
+                                     _local_threshold(snr, w, cfg.detect_sigma,
+                                                      cfg.systematics_window),
+                                     centres, cfg.min_separation), windows)
         if retry.size:
             near = np.abs(retry[:, None] - np.concatenate([centres, new])[None, :])
             back = near.min(axis=1, initial=np.inf) >= cfg.min_separation
@@ -523,11 +581,22 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     if inner < cfg.half_width:
         outer = wings(centres, system.solve()[0][ncont:ncont + nl])
         system.set_data(y - outer)
+    named_idx = ncont + np.flatnonzero(names != "")
     coef, var, cov = system.solve(var=ncont + np.arange(nl),
-                                  cov=ncont + np.flatnonzero(names != ""))
+                                  cov=np.concatenate([named_idx, np.arange(nband)]))
+    nnamed = named_idx.size
     amp = coef[ncont:ncont + nl]
-    cont = basis @ coef[:ncont]
-    lines = cols @ coef[ncont:] + outer
+    cont = basis[:, nband:] @ coef[nband:ncont]
+    band = basis[:, :nband] @ coef[:nband]
+    lines = cols @ coef[ncont:] + outer + band
+    # band fluxes: integrals of their components, errors from the coefficients' covariance
+    integral = np.asarray(basis[:, :nband].T @ dlam).ravel()
+    bcov = cov[nnamed:, nnamed:]
+    bands = {}
+    for k, (bname, _, _) in enumerate(windows):
+        g = np.where(band_of == k, integral, 0.0)
+        bands[bname] = (float(g @ coef[:nband]), float(np.sqrt(max(g @ bcov @ g, 0.0))))
+    cov = cov[:nnamed, :nnamed]
     model = cont + lines
     ncol = coef.size
     chi2 = float(np.sum((y - model) ** 2 * w))
@@ -547,7 +616,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         CONT_SMOOTH=np.where(span, smooth, 0.0), centre=centres[order], flux=amp[order],
         flux_err=np.sqrt(np.maximum(var, 0.0))[order], found=found[order],
         name=names[order].astype(str), named_cov=cov[np.ix_(nord, nord)],
-        lsf=tuple(float(v) for v in lsf), rchi2=rchi2, flag=flag)
+        lsf=tuple(float(v) for v in lsf), rchi2=rchi2, flag=flag, bands=bands)
 
 
 __all__ = ["decompose_spectrum", "fit_profile", "fit_lsf", "line_sigma", "disp_width",
