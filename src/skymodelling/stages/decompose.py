@@ -179,7 +179,7 @@ def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
             images[cam] = {k: np.array([getattr(r, k) for r in results])
                            for k in ("CONT", "LINES", "CONT_SMOOTH")}
             for r, res in zip(sel, results, strict=True):
-                row = _result_row(meta, r, KEY_COLUMNS, res, names)
+                row = _result_row(meta, r, KEY_COLUMNS, res, names, config.decompose.bands)
                 rows.append(row)
                 if res.flag & NOFIT:
                     reason = "too few good pixels: not decomposed"
@@ -204,8 +204,10 @@ def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
     return table, lines, images, grids
 
 
-def _result_row(meta: Table, r: int, keys, res, names) -> dict:
-    """One row of the output table: the keys of ``meta`` row ``r`` and the fit ``res``."""
+def _result_row(meta: Table, r: int, keys, res, names, bands=()) -> dict:
+    """One row of the output table: the keys of ``meta`` row ``r`` and the fit ``res``;
+    ``bands`` (the configured (name, lo, hi)): their group fluxes, NaN where the camera
+    does not cover them."""
     row = {k: meta[k][r] for k in keys}
     s1, s2 = (res.lsf[3], res.lsf[4]) if len(res.lsf) > 3 else (0.0, 0.0)
     if not np.isfinite(res.lsf[0]):
@@ -215,6 +217,9 @@ def _result_row(meta: Table, r: int, keys, res, names) -> dict:
                NFOUND=int(res.found.sum()))
     for name, parts in names.items():
         f, e = res.named_flux(parts)
+        row[f"{name}_FLUX"], row[f"{name}_FLUX_ERR"] = f, e
+    for name, _, _ in bands:
+        f, e = res.bands.get(name, (np.nan, np.nan))
         row[f"{name}_FLUX"], row[f"{name}_FLUX_ERR"] = f, e
     return row
 
@@ -300,7 +305,8 @@ def decompose_fibres_file(path: Path, config: Config, mean_path: Path | None = N
                      for k in ("CONT", "LINES")}
             for r, er, res in zip(sel, erows, results, strict=True):
                 image["CONT"][er], image["LINES"][er] = res.CONT, res.LINES
-                rows[r] = _result_row(meta, r, FIBRE_KEY_COLUMNS, res, names)
+                rows[r] = _result_row(meta, r, FIBRE_KEY_COLUMNS, res, names,
+                                      config.decompose.bands)
             images[cam] = image
     table = Table(rows=rows, names=list(rows[0])) if rows else Table()
     return table, images, {arm: 10.0 ** g for arm, g in grids.items()}
