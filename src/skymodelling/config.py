@@ -224,6 +224,15 @@ class DecomposeConfig:
         emission line makes) give a local scale, and a peak must exceed ``detect_sigma``
         times that scale where it is above 1 (template mismatch, e.g. Fraunhofer lines of a
         moonlit sky, makes peaks and troughs alike). 0: a fixed threshold.
+    adaptive_clip : tuple of str
+        Arms (``"b"``, ``"r"``) in which the first continuum (a spline fit from which pixels
+        far above it are clipped before lines are searched) clips with the adaptive
+        threshold too (2.5 times the local scale of the negative excursions): default the
+        blue, whose moonlit and zodiacal continuum carries Fraunhofer lines sharper than the
+        solar template, so that a fixed clip puts the first continuum at the troughs and
+        makes lines of every peak between them. In the red, among the dense OH lines, the
+        troughs are the spline overshooting between lines, and the adaptive clip would
+        leave faint lines in the continuum (measured, docs/decompose.md).
     iterations : int
         Rounds of adding residual peaks and refining bright lines' centres.
     max_lines : int
@@ -284,6 +293,7 @@ class DecomposeConfig:
     knot_spacing: int = 40
     detect_sigma: float = 5.0
     systematics_window: int = 81
+    adaptive_clip: tuple = ("b",)
     iterations: int = 2
     max_lines: int = 600
     half_width: int = 40
@@ -324,6 +334,10 @@ class DecomposeConfig:
         if any(not lo < hi for _, lo, hi in bands) or self.band_knot_pixels < 1:
             raise SkyModellingError("bands need lo < hi and band_knot_pixels >= 1")
         object.__setattr__(self, "bands", bands)
+        clip = tuple(str(a) for a in self.adaptive_clip)
+        if not set(clip) <= {"b", "r"}:
+            raise SkyModellingError('adaptive_clip lists arms: "b", "r" or both')
+        object.__setattr__(self, "adaptive_clip", clip)
         if self.knot_spacing < 4:
             raise SkyModellingError("knot_spacing must be at least 4 pixels")
         if not self.detect_sigma > 0 or not self.shift_sigma > 0:

@@ -228,6 +228,22 @@ def _local_threshold(snr, w, base, window, lines=None, near=4.0):
     return base * np.maximum(scale, 1.0)
 
 
+def _mad_threshold(z, w, base, window):
+    """``base`` times the local robust scale of ``z`` (running median over ``window`` pixels
+    of |z| / 0.6745 at the pixels of weight ``w`` > 0), never below ``base``. Given the
+    weights of the previous clipping pass, the scale comes from the pixels taken as
+    continuum there: a continuum model that misses structure of either sign (a template
+    mismatch) leaves them many sigma off and raises it; lines, already clipped, do not."""
+    if window <= 1:
+        return base
+    a = np.where(w > 0, np.abs(z), np.nan)
+    good = np.isfinite(a)
+    if not good.any():
+        return base
+    a[~good] = np.interp(np.flatnonzero(~good), np.flatnonzero(good), a[good])
+    return base * np.maximum(median_filter(a, size=window, mode="nearest") / 0.6745, 1.0)
+
+
 def _peaks(snr, resid, threshold, exclude, min_sep=2.0):
     """Sub-pixel positions and S/N of local maxima of ``snr`` above ``threshold`` (a number
     or one per pixel)."""
@@ -415,11 +431,14 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
 
     # first continuum: spline fit with pixels far above it (lines) given no weight
     wc = w.copy()
-    for _ in range(4):
+    for npass in range(6):
         coef = _Normal(basis, y, wc, cborder).solve()[0]
         cont = basis @ coef
         z = (y - cont) * np.sqrt(w)
-        wc = np.where(z > 2.5, 0.0, w)
+        # (the first pass clips at 2.5: an unclipped fit is pulled up by the lines, and
+        # its residual scale says nothing about the continuum model)
+        wc = np.where(z > (_mad_threshold(z, wc, 2.5, cfg.systematics_window)
+                           if arm in cfg.adaptive_clip and npass > 0 else 2.5), 0.0, w)
     sigma0 = lsf[0] if lsf else (cfg.lsf_sigma or DEFAULT_LSF[arm][0])
     resid = y - cont
     snr = _matched_snr(resid, w, sigma0)
