@@ -338,14 +338,15 @@ O2 (0-1) band component)):
 * *Residuals* |d - m| / d over the camera: blue 6.5 % real vs 2.4 % simulated (factor 2.8:
   outside 1.5), red 7.0 % vs 5.1 % (within 1.5). In the blue the real residual is a forest of
   narrow emission features of 10-50 % of the continuum, the same in every exposure and file
-  (correlation 0.75-0.78 between exposures, measured 2026-12-04), densest at 3650-4400 A (the O2 Herzberg and
-  Chamberlain bands of the nightglow) and again at 5000-6300 A: the simulator has no such
-  faint blue band emission. In the red the real residual is +-/-+ pairs at the OH lines (real
-  lines 2-20 % wider than DISP, tests/test_specfile.py); the simulator renders each line with
-  the exposure's DISP. At 9000-9750 A the *simulated* residual is the larger (18-21 % vs
-  6-10 %): its H2O absorption is a random-band model (NOT real water lines) applied to the
-  continuum, which decompose cannot follow, while the real spec-file sky is calibrated like a
-  star, i.e. largely corrected for telluric absorption.
+  (correlation 0.75-0.78 between exposures, measured 2026-12-04), densest at 3650-4400 A
+  (the O2 Herzberg and Chamberlain bands of the nightglow) and again at 5000-6300 A: the
+  simulator has no such faint blue band emission. In the red the real residual is +-/-+
+  pairs at the OH lines (real lines 2-20 % wider than DISP, tests/test_specfile.py); the
+  simulator renders each line with the exposure's DISP. At 9000-9750 A the *simulated*
+  residual is the larger (18-21 % vs 6-10 %): its H2O absorption is a random-band model
+  (NOT real water lines) applied to the continuum, which decompose cannot follow, while the
+  real spec-file sky is calibrated like a star, i.e. largely corrected for telluric
+  absorption.
 * *Line and continuum levels* (same exposures): the real fitted continuum is 0.57-0.85 x the
   simulated one over 6250-9000 A and 0.64-0.70 x below 4000 A; real OH lines are 1.5-3 x the
   simulated ones over 9000-10500 A, 0.1-0.2 x at 6500-7000 A.

@@ -492,7 +492,8 @@ def test_unresolved_band_is_its_own_component_with_its_flux():
     pos = np.sort(rng.uniform(8615.0, 8695.0, 70))
     fl = rng.uniform(2.0, 8.0, pos.size)
     up = (np.log10(pos) - loglam[0]) / 1e-4
-    lines = sum(f * pixel_profile(u - c, 0.8, 0.05, 3.2) for f, c in zip(fl, up)) / dlam
+    lines = sum(f * pixel_profile(u - c, 0.8, 0.05, 3.2)
+                for f, c in zip(fl, up, strict=True)) / dlam
     ivar = np.full(u.size, 1e4)
     lsf = (0.8, 0.05, 3.2)
     d = decompose_spectrum(loglam, cont + lines, ivar, arm="r", lsf=lsf)
@@ -518,8 +519,8 @@ def test_threshold_adapts_to_unmodelled_absorption():
     rng = np.random.default_rng(2)
     dips = rng.uniform(20, u.size - 20, 160)
     depth = rng.uniform(0.05, 0.25, dips.size)
-    trans = np.prod([1 - a * np.exp(-0.5 * ((u - c) / 1.2) ** 2) for a, c in zip(depth, dips)],
-                    axis=0)
+    trans = np.prod([1 - a * np.exp(-0.5 * ((u - c) / 1.2) ** 2)
+                     for a, c in zip(depth, dips, strict=True)], axis=0)
     cont = 50.0 * trans
     real = np.array([300.0, 700.0, 1100.0])
     lines = sum(400.0 * pixel_profile(u - c, 0.8, 0.05, 3.2) for c in real) / dlam
