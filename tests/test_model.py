@@ -100,6 +100,31 @@ def test_boosted_model_intervals_on_held_out_rows(synth):
     assert 0.58 < s["coverage"] < 0.78
 
 
+def test_epoch_input_learns_a_change_in_time(synth):
+    """A sky that brightens by 30 % half-way through the survey: TAI-MID lets the
+    boosted model see it; without TAI-MID the epoch is a missing, unused input."""
+    table, cond = synth
+    t = table.copy()
+    mjd0 = 55200.0
+    mjd = mjd0 + np.random.default_rng(5).uniform(0, 4 * 365.25, len(t))
+    t["TAI-MID"] = mjd * 86400.0
+    y = np.asarray(t["C460B_CONT"]) * np.where(mjd > mjd0 + 2 * 365.25, 1.3, 1.0)
+    c = features.conditions_arrays(t)
+    assert np.allclose(c["EPOCH"], mjd)
+    assert np.allclose(c["SEASON_SIN"] ** 2 + c["SEASON_COS"] ** 2, 1.0)
+    fit = boosted.fit_boosted(features.feature_matrix(c), y, np.asarray(t["PLATE"]))
+    early, late = c.copy(), c.copy()
+    early["EPOCH"] = np.full(len(t), mjd0 + 365.0)
+    late["EPOCH"] = np.full(len(t), mjd0 + 3 * 365.0)
+    ratio = (boosted.predict_boosted(fit, features.feature_matrix(late))[0]
+             / boosted.predict_boosted(fit, features.feature_matrix(early))[0])
+    assert 1.2 < np.median(ratio) < 1.4
+    assert np.isnan(cond["EPOCH"]).all()          # the fixture has no TAI-MID
+    fit = boosted.fit_boosted(features.feature_matrix(cond)[:300], y[:300])
+    pred = boosted.predict_boosted(fit, features.feature_matrix(cond)[300:400])[0]
+    assert np.isfinite(pred).all()
+
+
 @pytest.mark.slow
 def test_save_load_roundtrip_and_checks(synth, tmp_path):
     table, _ = synth
@@ -115,6 +140,13 @@ def test_save_load_roundtrip_and_checks(synth, tmp_path):
         a, b = model.predict(table[600:700], kind=kind), loaded.predict(table[600:700], kind=kind)
         for c in a.colnames:
             np.testing.assert_array_equal(a[c], b[c])
+    doc["features"] = doc["features"][:16]          # a model of an older version
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    (tmp_path / "old.npz").write_bytes((tmp_path / "m.npz").read_bytes())
+    doc["arrays"] = "old.npz"
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    with pytest.raises(SkyModellingError, match="refit"):
+        api.load_model(tmp_path / "old.json")
     (tmp_path / "m.npz").write_bytes(b"corrupt")
     with pytest.raises(SkyModellingError, match="checksum"):
         api.load_model(path)

@@ -155,7 +155,7 @@ def _cmd_model(args) -> int:
             raise SkyModellingError("--time needs --ra and --dec (degrees, J2000)")
         cond = predict.conditions_from_time(args.time, args.ra, args.dec)
     else:
-        cond = predict.conditions_from_values(values, airmass=args.airmass)
+        cond = predict.conditions_from_values(values, airmass=args.airmass, mjd=args.mjd)
     pred = model.predict(cond, kind=args.kind)
     print(predict.format_prediction(model, pred))
     if args.output:
@@ -347,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--ra", type=float, default=None, help="pointing RA, deg (with --time)")
     q.add_argument("--dec", type=float, default=None, help="pointing Dec, deg (with --time)")
     q.add_argument("--airmass", type=float, default=None, help="sets OBS_ZENITH")
+    q.add_argument("--mjd", type=float, default=None,
+                   help="TAI MJD of the exposure midpoint: sets TAI-MID (epoch and season)")
     from .model.columns import CONDITION_COLUMNS
     for name, unit, text in CONDITION_COLUMNS:
         q.add_argument("--" + name.lower().replace("_", "-"), type=float, default=None,

@@ -31,7 +31,9 @@ from .boosted import TREE_ARRAYS, fit_boosted, predict_boosted
 from .columns import CONDITION_COLUMNS, CONDITION_NAMES
 from .features import (
     EXPOSURE_KEYS,
+    FEATURE_NAMES,
     FEATURES,
+    TIME_COLUMN,
     aggregate_exposures,
     conditions_arrays,
     feature_matrix,
@@ -208,6 +210,13 @@ def load_model(path) -> SkyModel:
         raise SkyModellingError(f"{npz} does not match the checksum in {path}; refit the model")
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
+    saved = [f.get("name") for f in doc.get("features", [])]
+    boosted = any("boosted" in t for t in doc.get("targets", {}).values())
+    if boosted and saved != list(FEATURE_NAMES):
+        raise SkyModellingError(
+            f"{path} was fitted on the inputs {', '.join(saved)}; this skymodelling's "
+            f"boosted model uses {', '.join(FEATURE_NAMES)}: refit it with 'skymodelling "
+            "model fit'")
     targets = doc.pop("targets")
     for k in ("arrays", "arrays_sha256"):
         doc.pop(k)
@@ -353,7 +362,8 @@ def fit_catalogue(path, *, kind: str = "both", targets=None, seed: int = 0) -> S
     table = read_table(path)
     info = catalogue_targets(table.colnames) if targets is None else {
         t: {} for t in targets}
-    per_exposure = aggregate_exposures(table, [*CONDITION_NAMES, *info])
+    time = [TIME_COLUMN] if TIME_COLUMN in table.colnames else []
+    per_exposure = aggregate_exposures(table, [*CONDITION_NAMES, *time, *info])
     per_exposure.meta.update(table.meta)
     log.info("%s: %d rows, %d exposures", path, len(table), len(per_exposure))
     return fit_model(per_exposure, targets=targets, kind=kind, source=path, seed=seed)

@@ -25,7 +25,7 @@ from ..errors import SkyModellingError
 
 log = logging.getLogger(__name__)
 
-POINT_PARAMS = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 15,
+POINT_PARAMS = {"max_iter": 600, "learning_rate": 0.03, "max_leaf_nodes": 31,
                 "min_samples_leaf": 20, "l2_regularization": 1.0, "early_stopping": False}
 SPREAD_PARAMS = {"loss": "quantile", "quantile": 0.68, "max_iter": 100, "learning_rate": 0.05,
                  "max_depth": 3, "min_samples_leaf": 50, "early_stopping": False}
@@ -109,6 +109,12 @@ def predict_trees(trees: dict, X: np.ndarray, *, chunk: int = 4096) -> np.ndarra
 
 def _fit_one(X, y, params, seed):
     regressor, _, _ = _sklearn()
+    # An input with no value at all (TAI-MID absent: epoch and season) cannot be
+    # binned; a constant is never split on, so predictions ignore it.
+    empty = ~np.isfinite(X).any(axis=0)
+    if empty.any():
+        X = X.copy()
+        X[:, empty] = 0.0
     return regressor(random_state=seed, **params).fit(X, y)
 
 

@@ -20,3 +20,7 @@ CONDITION_COLUMNS = (
     ("PHOTO", "", "photometricity: 1 clear, 0 cloudy, 0.5 unknown"),
 )
 CONDITION_NAMES = tuple(c[0] for c in CONDITION_COLUMNS)
+
+#: Boosted-model inputs derived from the optional TAI-MID column (epoch and
+#: season); missing values when a conditions table has no TAI-MID.
+TIME_FEATURES = ("EPOCH", "SEASON_SIN", "SEASON_COS")

@@ -3,11 +3,13 @@
 A *conditions table* is any table with the enrich columns (docs/enrich.md):
 ``MOON_ILL``, ``MOON_PHASE``, ``MOON_ALT``, ``MOON_SEP``, ``SUN_ALT``,
 ``OBS_ZENITH``, ``ECL_LAT``, ``ECL_LON_SUN``, ``GAL_LAT``, ``ZODI``, ``ISL``,
-``SOLARFLUX``, ``SOLARFLUX_81``, ``HOUR``, ``MONTH`` and ``PHOTO``.
+``SOLARFLUX``, ``SOLARFLUX_81``, ``HOUR``, ``MONTH`` and ``PHOTO``, and
+optionally ``TAI-MID`` (the exposure midpoint, for the epoch and season).
 :func:`conditions_arrays` checks and converts them to float arrays (adding
-``AIRMASS`` from ``OBS_ZENITH``); :func:`feature_matrix` stacks the inputs
-of the gradient-boosted model; :func:`conditions_at` computes the conditions
-of a time and pointing with enrich's own code; :func:`aggregate_exposures`
+``AIRMASS`` from ``OBS_ZENITH``, ``EPOCH`` and the season from ``TAI-MID``);
+:func:`feature_matrix` stacks the inputs of the gradient-boosted model;
+:func:`conditions_at` computes the conditions of a time and pointing with
+enrich's own code; :func:`aggregate_exposures`
 reduces a per-spectrum catalogue to one row per exposure.
 """
 from __future__ import annotations
@@ -25,8 +27,15 @@ FEATURES = (
     ("AIRMASS", ""), ("ECL_LAT", "deg"), ("ECL_LON_SUN", "deg"), ("GAL_LAT", "deg"),
     ("ZODI", "S10"), ("ISL", "S10"), ("SOLARFLUX", "sfu"), ("SOLARFLUX_81", "sfu"),
     ("HOUR", "h"), ("MONTH", ""), ("PHOTO", ""), ("LOG_KS91", "log10 nL"),
+    ("EPOCH", "d"), ("SEASON_SIN", ""), ("SEASON_COS", ""),
 )
 FEATURE_NAMES = tuple(f[0] for f in FEATURES)
+
+#: Optional condition column: the exposure midpoint, TAI seconds since MJD 0.
+TIME_COLUMN = "TAI-MID"
+#: Tropical year (days) and the MJD of 2000 January 1.5, the season's zero.
+TROPICAL_YEAR = 365.2422
+SEASON_ZERO_MJD = 51544.5
 
 #: Columns identifying one exposure in a catalogue.
 EXPOSURE_KEYS = ("PLATE", "MJD", "IMG")
@@ -59,8 +68,12 @@ def conditions_arrays(table) -> dict[str, np.ndarray]:
     -------
     dict of numpy.ndarray
         Those columns (masked values as NaN), plus ``AIRMASS`` from
-        ``OBS_ZENITH`` and ``LOG_KS91``, log10 of the Krisciunas & Schaefer
-        (1991) moonlight in nanoLamberts (-1 with the Moon below the horizon).
+        ``OBS_ZENITH``; ``LOG_KS91``, log10 of the Krisciunas & Schaefer
+        (1991) moonlight in nanoLamberts (-1 with the Moon below the horizon);
+        ``EPOCH``, the TAI MJD of ``TAI-MID``, and ``SEASON_SIN`` and
+        ``SEASON_COS``, the sine and cosine of ``2 pi (EPOCH - 51544.5) /
+        365.2422`` (NaN, which the boosted model treats as missing, when the
+        table has no ``TAI-MID``).
 
     Raises
     ------
@@ -72,8 +85,11 @@ def conditions_arrays(table) -> dict[str, np.ndarray]:
     >>> t = {n: [0.0] for n in CONDITION_NAMES}
     >>> t.update(MOON_ALT=[-10.0], SUN_ALT=[-30.0], MONTH=[3], OBS_ZENITH=[0.0])
     >>> c = conditions_arrays(t)
-    >>> float(c["AIRMASS"][0]), float(c["LOG_KS91"][0])
-    (1.0, -1.0)
+    >>> float(c["AIRMASS"][0]), float(c["LOG_KS91"][0]), bool(np.isnan(c["EPOCH"][0]))
+    (1.0, -1.0, True)
+    >>> t["TAI-MID"] = [(51544.5 + 365.2422 / 4) * 86400]     # a quarter year later
+    >>> round(float(conditions_arrays(t)["SEASON_SIN"][0]), 6)
+    1.0
     """
     names = table.colnames if hasattr(table, "colnames") else list(table)
     missing = [n for n in CONDITION_NAMES if n not in names]
@@ -84,6 +100,11 @@ def conditions_arrays(table) -> dict[str, np.ndarray]:
     out = {n: _float_column(table, n) for n in CONDITION_NAMES}
     out["AIRMASS"] = airmass(out["OBS_ZENITH"])
     out["LOG_KS91"] = log_ks91(out)
+    n = len(out["AIRMASS"])
+    epoch = (_float_column(table, TIME_COLUMN) / 86400.0 if TIME_COLUMN in names
+             else np.full(n, np.nan))
+    angle = 2 * np.pi * (epoch - SEASON_ZERO_MJD) / TROPICAL_YEAR
+    out["EPOCH"], out["SEASON_SIN"], out["SEASON_COS"] = epoch, np.sin(angle), np.cos(angle)
     return out
 
 
@@ -103,7 +124,7 @@ def feature_matrix(cond: dict) -> np.ndarray:
     --------
     >>> t = {n: [0.0, 1.0] for n in CONDITION_NAMES}
     >>> feature_matrix(conditions_arrays(t)).shape
-    (2, 16)
+    (2, 19)
     """
     return np.column_stack([np.asarray(cond[n], dtype=float) for n in FEATURE_NAMES])
 

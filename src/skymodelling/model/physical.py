@@ -32,6 +32,7 @@ from scipy.optimize import least_squares, minimize
 
 from ..errors import SkyModellingError
 from ..sky.moon import ks91_optical_path, ks91_scattering_terms
+from .columns import TIME_FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +164,9 @@ def fit_physical(cond: dict, y) -> dict:
     """
     y = np.asarray(y, dtype=float)
     ok = np.isfinite(y) & (y > 0)
-    for v in cond.values():
-        ok &= np.isfinite(v)
+    for k, v in cond.items():
+        if k not in TIME_FEATURES:          # the physical model does not use the epoch
+            ok &= np.isfinite(v)
     c = {k: v[ok] for k, v in cond.items()}
     yy = y[ok]
     if len(yy) < MIN_ROWS:

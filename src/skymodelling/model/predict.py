@@ -14,7 +14,7 @@ from astropy.table import Table
 from .._atomic import atomic_path
 from ..errors import SkyModellingError
 from .columns import CONDITION_COLUMNS, CONDITION_NAMES
-from .features import conditions_at
+from .features import TIME_COLUMN, conditions_at
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ def option_name(column: str) -> str:
     return column.lower()
 
 
-def conditions_from_values(values: dict, *, airmass: float | None = None) -> Table:
+def conditions_from_values(values: dict, *, airmass: float | None = None,
+                           mjd: float | None = None) -> Table:
     """One row of conditions from given values, defaults for the rest.
 
     Parameters
@@ -44,6 +45,9 @@ def conditions_from_values(values: dict, *, airmass: float | None = None) -> Tab
         ``arccos(2 MOON_ILL - 1)``.
     airmass : float, optional
         Sets OBS_ZENITH by inverting the KS91 airmass ``(1 - 0.96 sin^2 Z)^-1/2``.
+    mjd : float, optional
+        TAI MJD of the exposure midpoint: sets ``TAI-MID`` (the boosted model's
+        epoch and season); without it they are missing values.
 
     Examples
     --------
@@ -68,6 +72,9 @@ def conditions_from_values(values: dict, *, airmass: float | None = None) -> Tab
         log.info("conditions not given, typical dark values used: %s",
                  ", ".join(f"{k}={row[k]:g}" for k in defaulted))
     table = Table({k: [row[k]] for k in CONDITION_NAMES})
+    if mjd is not None:
+        table[TIME_COLUMN] = [float(mjd) * 86400.0]
+        table[TIME_COLUMN].unit = "s"
     for k, u in UNITS.items():
         if u not in ("S10", "sfu"):
             table[k].unit = u
