@@ -120,6 +120,30 @@ def test_a_supplied_width_curve_gives_the_width_where_there_are_no_bright_lines(
     assert plain.named_flux(["P1", "P2"])[0] / 900.0 - 1 < -0.03
 
 
+def test_the_width_scale_is_measured_on_several_faint_lines():
+    # a single-fibre blue spectrum: no line above S/N 30, six isolated ones near S/N 15;
+    # with the DISP width curve only its scale is fitted, and the lines together give it
+    from skymodelling.spectral.decompose import LSF_DEFAULT
+
+    rng = np.random.default_rng(21)
+    u = np.arange(NPIX)
+    width = 1.0 + 0.1 * (u / NPIX)                       # the DISP curve, pixels
+    centres = np.linspace(200, 1800, 6) + rng.uniform(-0.5, 0.5, 6)
+    scale = 1.25                                         # real lines wider than DISP
+    sig = scale * np.interp(centres, u, width)
+    cols = line_columns(centres, NPIX, DLAM, sigma=sig, eta=0.04, gamma=2.2, half_width=200)
+    flux, ivar = _noisy(_continuum() + cols @ np.full(6, 6.0), rng)
+    cfg = DecomposeConfig()
+    d = decompose_spectrum(LOGLAM, flux, ivar, arm="b", config=cfg, width_curve=width)
+    snr = d.flux / d.flux_err
+    assert snr.max() < 30 and np.sum(snr > 10) >= 4
+    assert not d.flag & LSF_DEFAULT
+    assert d.lsf[0] == pytest.approx(scale, rel=0.1)
+    strict = decompose_spectrum(LOGLAM, flux, ivar, arm="b", width_curve=width,
+                                config=DecomposeConfig(lsf_scale_snr=None))
+    assert strict.flag & LSF_DEFAULT
+
+
 def test_fixed_far_wings_give_the_joint_fit():
     # the Lorentzian wing beyond fit_half_width as a fixed term (iterated within each
     # round) gives the fluxes and continuum of fitting the whole profile jointly

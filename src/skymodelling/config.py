@@ -256,6 +256,12 @@ class DecomposeConfig:
         width column, and named ones keep their catalogue position (no shift column).
     lsf_lines : int
         Brightest isolated lines used to fit the profile.
+    lsf_snr : float
+        Minimum S/N of a line used to measure the profile width.
+    lsf_scale_snr : float or None
+        With ``disp_width`` (only the scale of the DISP width curve fitted): lines from
+        this S/N are used, if together (quadrature sum) they reach ``lsf_snr``; None
+        keeps ``lsf_snr`` per line.
     lsf_sigma, lsf_eta, lsf_gamma : float or None
         A fixed profile (Gaussian sigma and Lorentzian HWHM in pixels, wing
         fraction); None (default) fits it per spectrum.
@@ -303,6 +309,8 @@ class DecomposeConfig:
     min_separation: float = 1.5
     blend_pixels: float = 3.0
     lsf_lines: int = 10
+    lsf_snr: float = 30.0
+    lsf_scale_snr: float | None = 10.0
     lsf_sigma: float | None = None
     lsf_eta: float | None = None
     lsf_gamma: float | None = None

@@ -324,6 +324,7 @@ def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None, veloci
     _, eta, gamma = best[1][:3]
     good = w > 0
     again = fit_lsf(y, w, dlam, first.centre, snr, start=(sigma,), n_lines=cfg.lsf_lines,
+                    min_snr=cfg.lsf_snr, scale_snr=cfg.lsf_scale_snr,
                     fixed_wing=(eta, gamma), width_curve=width_curve)
     return (again or (sigma, eta, gamma)), (0 if good.any() else NOFIT)
 
@@ -488,7 +489,8 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         wing = cfg.wing_blue if arm == "b" else cfg.wing_red
         start = (sigma0, *wing)
         lsf = fit_lsf(y, w, dlam, centres, csnr, start=start, n_lines=cfg.lsf_lines,
-                      fixed_wing=None if cfg.fit_wing else wing, width_curve=width_curve)
+                      fixed_wing=None if cfg.fit_wing else wing, width_curve=width_curve,
+                      min_snr=cfg.lsf_snr, scale_snr=cfg.lsf_scale_snr)
         if lsf is None:
             lsf, flag = DEFAULT_LSF[arm], flag | LSF_DEFAULT
     sigma, eta, gamma = lsf[:3]

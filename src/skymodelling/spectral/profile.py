@@ -75,7 +75,8 @@ def disp_width(loglam, disp) -> np.ndarray | None:
 
 
 def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
-            fixed_wing=None, vary=True, width_curve=None, curve_degree=0, details=None):
+            fixed_wing=None, vary=True, width_curve=None, curve_degree=0, details=None,
+            min_snr=30.0, scale_snr=None):
     """Profile (sigma, eta, gamma[, s1, s2]) from bright isolated lines, or None.
 
     Each line's window (``window`` pixels either side) is fitted with a straight
@@ -94,14 +95,22 @@ def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
     widths are fitted by that curve's shape times a polynomial of degree at most
     ``curve_degree`` (0: only the scale). ``details`` (a dict) receives the lines'
     positions (``where``), widths, errors and which were kept (``used``).
+
+    Lines are used from S/N ``min_snr``; when only the scale of ``width_curve`` is
+    fitted and ``scale_snr`` is given, from S/N ``scale_snr``, provided the lines used
+    reach ``min_snr`` together (quadrature sum): one number measured on several faint
+    lines is as precise as on one bright line. A single-fibre blue spectrum has few
+    lines above S/N 30 but several above 10 (benchmarks/RESULTS.md, realsky).
     """
     from scipy.optimize import minimize, minimize_scalar
 
     npix = flux.size
     order = np.argsort(snr)[::-1]
     ok = []
+    pooled = width_curve is not None and curve_degree == 0 and scale_snr is not None
+    floor = min(scale_snr, min_snr) if pooled else min_snr
     for i in order:
-        if snr[i] < 30:
+        if snr[i] < floor:
             break
         near = np.abs(centres - centres[i])
         if np.any((near > 0) & (near < 6) & (snr > 0.05 * snr[i])):
@@ -120,6 +129,8 @@ def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
             extra = [c for c, p in zip(ok, third, strict=True) if p == part][:3]
             chosen += [c for c in extra if c not in chosen]
     if len(chosen) < 2:
+        return None
+    if pooled and np.sqrt(np.sum(snr[[i for i, _, _ in chosen]] ** 2)) < min_snr:
         return None
     windows = []
     for i, lo, hi in chosen:
