@@ -37,8 +37,9 @@ def run_demo(folder, seed: int = 1, workers: int | None = None, n_plates: int = 
     if _tree_complete(raw):
         print(f"using the simulated tree already in {raw}")
     else:
-        # Without the coadd's rejected exposure: 1 plate x 2 exposures stays under 1 GB
-        # (real-size files: each spCFrame is 74 MB, each gzipped spFrame 26 MB).
+        # Without the coadd's rejected exposure: 1 plate x 2 exposures writes 1.04e9 bytes
+        # (0.97 GiB) in all, as real-size files: each spCFrame is 74 MB, each gzipped
+        # spFrame 26 MB, the spPlate 112 MB.
         print(f"simulating {n_plates} plate(s) x {n_exposures} exposures into {raw} ...",
               flush=True)
         summary = simulate_tree(raw, n_plates=n_plates, n_exposures=n_exposures, seed=seed,
