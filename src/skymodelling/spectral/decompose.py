@@ -462,8 +462,12 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         z = (y - cont) * np.sqrt(w)
         # (the first pass clips at 2.5: an unclipped fit is pulled up by the lines, and
         # its residual scale says nothing about the continuum model)
-        wc = np.where(z > (_mad_threshold(z, wc, 2.5, cfg.systematics_window)
-                           if arm in cfg.adaptive_clip and npass > 0 else 2.5), 0.0, w)
+        adaptive = arm in cfg.adaptive_clip
+        new = np.where(z > (_mad_threshold(z, wc, 2.5, cfg.systematics_window)
+                            if adaptive and npass > 0 else 2.5), 0.0, w)
+        if np.array_equal(new, wc) and (npass > 0 or not adaptive):
+            break       # a fixed point: the further passes would repeat this one exactly
+        wc = new
     sigma0 = lsf[0] if lsf else (cfg.lsf_sigma or DEFAULT_LSF[arm][0])
     resid = y - cont
     snr = _matched_snr(resid, w, sigma0)
