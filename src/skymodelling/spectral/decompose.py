@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -177,35 +176,12 @@ def _continuum_basis(loglam, lo, hi, cfg, velocity=0.0, gaps=()) -> tuple[sp.csc
     return sp.hstack([basis, sp.diags(template) @ coarse]).tocsc(), coarse.shape[1]
 
 
-_BASIS_CACHE: OrderedDict = OrderedDict()
-_BASIS_CACHE_SIZE = 16
-
-
 def _full_basis(loglam, lo, hi, cfg, velocity=0.0):
     """The continuum basis preceded by the band components' columns.
 
     Returns (basis, nborder, nband, band_index, windows): the first ``nband`` columns are
     the bands' (``band_index`` says which band), the last ``nborder`` the template's.
-    The spectra of one exposure (its fibres, on one grid, with one velocity and mostly
-    the same good-pixel range) share it: the last few are kept (read-only).
     """
-    loglam = np.asarray(loglam, dtype=float)
-    key = (loglam.tobytes(), int(lo), int(hi), float(velocity), cfg.knot_spacing,
-           cfg.solar_template, cfg.template_knot_spacing, tuple(cfg.bands),
-           cfg.band_knot_pixels)
-    hit = _BASIS_CACHE.get(key)
-    if hit is not None:
-        _BASIS_CACHE.move_to_end(key)
-        return hit
-    out = _build_full_basis(loglam, lo, hi, cfg, velocity)
-    out[0].data.flags.writeable = False
-    _BASIS_CACHE[key] = out
-    while len(_BASIS_CACHE) > _BASIS_CACHE_SIZE:
-        _BASIS_CACHE.popitem(last=False)
-    return out
-
-
-def _build_full_basis(loglam, lo, hi, cfg, velocity):
     windows = _band_windows(loglam, lo, hi, cfg, velocity)
     cont, nborder = _continuum_basis(loglam, lo, hi, cfg, velocity,
                                      gaps=[(a, b) for _, a, b in windows])
