@@ -432,13 +432,13 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
 
     # first continuum: spline fit with pixels far above it (lines) given no weight
     wc = w.copy()
+    adaptive = arm in cfg.adaptive_clip
     for npass in range(6):
         coef = _Normal(basis, y, wc, cborder).solve()[0]
         cont = basis @ coef
         z = (y - cont) * np.sqrt(w)
         # (the first pass clips at 2.5: an unclipped fit is pulled up by the lines, and
         # its residual scale says nothing about the continuum model)
-        adaptive = arm in cfg.adaptive_clip
         new = np.where(z > (_mad_threshold(z, wc, 2.5, cfg.systematics_window)
                             if adaptive and npass > 0 else 2.5), 0.0, w)
         if np.array_equal(new, wc) and (npass > 0 or not adaptive):
