@@ -1,5 +1,6 @@
 """Realism tests of the sky model against independent published numbers."""
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,8 +37,11 @@ def _ks91_v(alpha, rho, moon_zd, target_zd, k):
 
 
 def test_dark_sky_r():
-    # APO imaging median dark sky r = 20.86 AB mag/arcsec^2 (SDSS).
-    assert _mag(DARK, "sdss2010-r") == pytest.approx(20.9, abs=0.3)
+    # APO imaging median dark sky r = 20.86 AB mag/arcsec^2 (SDSS, 2000-2008). The
+    # simulator's bands are calibrated on real BOSS sky (sky/oh_meinel.py OH_REAL_SCALE),
+    # which at its own conditions it matches to 0.1 mag (test below); at these (F10.7 110,
+    # 4 h after dusk, airmass 1.05) it gives r ~ 21.3, fainter than that median.
+    assert _mag(DARK, "sdss2010-r") == pytest.approx(20.9, abs=0.5)
 
 
 def test_dark_sky_v():
@@ -46,9 +50,59 @@ def test_dark_sky_v():
 
 
 def test_dark_sky_iz_order():
-    # APO i ~ 20.2, z ~ 18.8-19.1: loose bounds.
-    assert 19.7 < _mag(DARK, "sdss2010-i") < 20.6
-    assert 18.6 < _mag(DARK, "sdss2010-z") < 19.4
+    # APO i ~ 20.2, z ~ 18.8-19.1: loose bounds (see test_dark_sky_r; the simulated far red,
+    # 9000-10100 A, is 1.5-1.7 x fainter than real BOSS sky: benchmarks/RESULTS.md).
+    assert 19.7 < _mag(DARK, "sdss2010-i") < 20.8
+    assert 18.6 < _mag(DARK, "sdss2010-z") < 19.7
+
+
+def test_simulated_broadband_matches_real_boss(realsky_dir):
+    """The simulator at the conditions of real BOSS exposures has their r and i sky.
+
+    Real: the per-exposure sky of the spec files held out from the calibration of the
+    simulator's bands (the last five of ../shared/realsky; the first five calibrated it,
+    benchmarks/bench_ohbands.py), blue camera below 6000 A and red above, made diffuse with
+    the point-source aperture factor at the exposure's seeing. Simulated: the sky model at
+    each exposure's conditions in the same calibration (benchmarks/bench_realsky.py).
+    Measured 2026-12-06: dark exposures, median r 21.10 real / 21.07 simulated, i 20.34 /
+    20.31; before the calibration the simulated OH was 1.5-7 x too bright band by band.
+    """
+    import sys
+
+    import astropy.units as u
+    import speclite.filters
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_realsky import exposure_conditions, simulated_sky
+
+    from skymodelling.io.specfile import find_specfiles, read_specfile
+    from skymodelling.simulate.camera import REFERENCE_SEEING, aperture_factor
+
+    filters = speclite.filters.load_filters("sdss2010-r", "sdss2010-i")
+    diffs = []
+    for path in find_specfiles(realsky_dir)[5:]:
+        by_exp = {}
+        for e in read_specfile(path).exposures:
+            by_exp.setdefault(e.expid, {})[e.camera[0]] = e
+        for arms in by_exp.values():
+            if set(arms) != {"b", "r"} or exposure_conditions(arms["r"].header).moon_alt > 0:
+                continue
+            seeing = float(arms["r"].header.get("SEEING50", 0.0) or 0.0)
+            kappa = float(aperture_factor(seeing if seeing > 0 else REFERENCE_SEEING))
+            wave, real, sim = [], [], []
+            for arm, lo, hi in (("b", 3600.0, 6000.0), ("r", 6000.0, 10300.0)):
+                e = arms[arm]
+                m = (e.wave >= lo) & (e.wave < hi) & (e.ivar > 0)
+                wave.append(e.wave[m])
+                real.append(e.sky[m])
+                sim.append(simulated_sky(e)[m])
+            wave = np.concatenate(wave) * u.AA
+            mags = [filters.get_ab_magnitudes(np.concatenate(f) * kappa / np.pi * 1e-17
+                                              * u.erg / u.s / u.cm**2 / u.AA, wave)
+                    for f in (real, sim)]
+            diffs.append([mags[1][b][0] - mags[0][b][0] for b in ("sdss2010-r", "sdss2010-i")])
+    assert len(diffs) >= 10
+    assert np.all(np.abs(np.median(diffs, axis=0)) < 0.15)
 
 
 def test_oi5577():

@@ -358,7 +358,16 @@ def hps_continuum(wave, peak: float = HPS_PEAK_R_PER_A) -> np.ndarray:
     return prof * taper
 
 
-def airglow_continuum(wave) -> np.ndarray:
+#: Share of the red ramp of :func:`airglow_continuum` that the independent sky model keeps
+#: beside its explicit OH lines: the near-infrared continuum that is not OH lines. With
+#: the whole ramp its fitted red continuum was 0.56-0.8 x real BOSS sky's (double
+#: counting the faint OH lines), without it 1.25-1.6 x at 8000-10000 A; 0.35 puts it at
+#: ~1 on the calibration set of ``benchmarks/bench_realsky.py --files 5`` (the first five
+#: spec files of plate 7338; measured 2026-12-06).
+NIR_CONTINUUM_SCALE = 0.35
+
+
+def airglow_continuum(wave, unresolved_oh: float = 1.0) -> np.ndarray:
     """Airglow pseudo-continuum at the zenith in rayleigh per Angstrom.
 
     The visible airglow continuum (NO2 chemiluminescence from NO + O, peaking
@@ -380,6 +389,10 @@ def airglow_continuum(wave) -> np.ndarray:
     ----------
     wave : array_like
         Vacuum wavelength in Angstrom.
+    unresolved_oh : float
+        Multiplier of the red ramp (1: the original sparse line model, which lacks the
+        faint OH lines that the ramp stands for). The independent sky model renders every
+        OH line, the faint ones too, and keeps only :data:`NIR_CONTINUUM_SCALE` of it.
 
     Returns
     -------
@@ -388,6 +401,6 @@ def airglow_continuum(wave) -> np.ndarray:
     """
     wave = np.asarray(wave, dtype=float)
     no2 = 0.45 * np.exp(-0.5 * (np.log(wave / 5800.0) / 0.22) ** 2)
-    red = 1.0 * np.maximum(0.0, (wave - 6000.0) / 3000.0)
+    red = unresolved_oh * np.maximum(0.0, (wave - 6000.0) / 3000.0)
     herzberg = 2.4 * np.exp(-(wave - 3500.0) / 400.0)
     return 0.15 + no2 + red + herzberg

@@ -33,6 +33,11 @@ import numpy as np
 
 #: Boltzmann constant in cm^-1 per kelvin.
 K_CM = 1.0 / 1.438777
+#: Real / simulated brightness of the O2 atmospheric (0-1) band in real BOSS sky, which
+#: multiplies the band intensity of the independent sky model (``O2_BAND_INTENSITY`` of
+#: :mod:`.airglow`): measured like ``OH_REAL_SCALE`` of :mod:`.oh_meinel` (the same
+#: calibration set, ``benchmarks/bench_ohbands.py``; held out: 2.1).
+O2_REAL_SCALE = 1.98
 
 _X = {0: dict(G=0.0, B=1.437677, D=4.842e-6, lam=1.984751, gam=-0.008425),
       1: dict(G=1556.385, B=1.421860, D=4.84e-6, lam=1.98957, gam=-0.00847)}

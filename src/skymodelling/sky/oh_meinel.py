@@ -23,7 +23,8 @@ Line strengths
 Intensities
     ``I(line) = I_band x P(J', F_i) x S / (2J'+1) x (sigma / sigma_band)^3 / norm``:
     the band photon emission rate ``I_band`` (rayleigh, :data:`~skymodelling.sky.airglow.
-    OH_BAND_INTENSITY` times ``vib_scale[v']``: the product N(v') A(v', v'') of the
+    OH_BAND_INTENSITY` times :data:`OH_REAL_SCALE` (measured on real BOSS sky) times
+    ``vib_scale[v']``: the product N(v') A(v', v'') of the
     upper vibrational population and the band Einstein coefficient; no published
     table of A(v', v'') was available offline, so the rates are the
     brightness-tuned values documented in :mod:`.airglow`), the upper-level
@@ -50,6 +51,24 @@ from .airglow import (
     oh_rotational_term,
     oh_vibrational_term,
 )
+
+#: Real / simulated brightness of the OH bands in real BOSS sky, by which the simulator's
+#: band intensities (``OH_BAND_INTENSITY`` of :mod:`.airglow`, brightness-tuned values
+#: uncertain by a factor 1.5-2 band by band) are multiplied: the medians over the 38
+#: exposures of the first five spec files of plate 7338 in ../shared/realsky (MJD
+#: 56660-57038; the other five held out) measured by ``benchmarks/bench_ohbands.py`` on
+#: 2026-12-06, in the spec files' calibration (the sky calibrated like a point source,
+#: telluric bands divided out like the standard stars'). Bands whose simulated flux in a
+#: camera is too small to be measured keep 1 ((5-0) and (7-1) keep the value of a first
+#: pass, when they were 10-20 x brighter); a band seen by both cameras takes the camera
+#: where it is brighter; (4-1), at the red camera's end, is capped at 3. Measured at one
+#: field, 2014-2015 (near solar maximum); night-to-night the held-out scales differ by
+#: 10-40 % (RESULTS.md, section ohbands).
+OH_REAL_SCALE: dict[tuple[int, int], float] = {
+    (3, 0): 0.82, (4, 0): 0.53, (4, 1): 2.9, (5, 0): 0.06, (5, 1): 0.76, (6, 1): 0.16,
+    (6, 2): 0.47, (7, 1): 0.22, (7, 2): 0.22, (7, 3): 0.60, (8, 2): 2.0, (8, 3): 0.66,
+    (8, 4): 1.11, (9, 3): 0.77, (9, 4): 0.99, (9, 5): 1.52,
+}
 
 J_MAX = 30.5
 T_ROT = 190.0
@@ -178,7 +197,8 @@ def _table(t_rot, t_hot, hot_fraction, vib_key, wave_min, wave_max) -> Table:
         sigma0 = oh_vibrational_term(vu) - oh_vibrational_term(vl)
         w = pop * s / (2 * ju + 1) * (sig / sigma0) ** 3
         waves.append(1.0e8 / sig)
-        inten.append(band * vib.get(vu, 1.0) * w / w.sum())
+        inten.append(band * OH_REAL_SCALE.get((vu, vl), 1.0) * vib.get(vu, 1.0)
+                     * w / w.sum())
         names += nm
     wave = np.concatenate(waves)
     keep = (wave >= wave_min) & (wave <= wave_max)
