@@ -20,7 +20,8 @@ point-source calibration factor at the exposure's SEEING50 and by the atmospheri
 transmission at its airmass: the pipeline calibrates the sky like a star above the
 atmosphere), and divided by the telluric absorption at BOSS resolution as the real
 pipeline's standard-star calibration does (:func:`star_telluric`; the simulator's own
-spFluxcalib does not yet include the telluric bands, docs/simulator.md), then resampled onto the same grid with the same IVAR and mask (so the two are
+spFluxcalib does not yet include the telluric bands, docs/simulator.md), then resampled
+onto the same grid with the same IVAR and mask (so the two are
 decomposed on the same pixels with the same weights).
 
 Both are decomposed as the decompose stage does a mean output

@@ -56,8 +56,8 @@ from skymodelling.conditions.starlight import isl_s10, isl_spectrum
 from skymodelling.conditions.zodiacal import s10_to_flux, zodi_s10
 
 from .airglow import (
-    O2_BAND_INTENSITY,
     NIR_CONTINUUM_SCALE,
+    O2_BAND_INTENSITY,
     airglow_continuum,
     atomic_lines,
     hps_continuum,
