@@ -29,3 +29,24 @@ def update_section(name: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + section
     RESULTS.write_text(text.rstrip() + "\n")
+
+
+def decompose_overrides(sets):
+    """A Config with decompose settings changed by ``--set NAME=JSON`` options.
+
+    For experiments: the figures of such a run describe other settings than the default's,
+    so the benchmarks do not write RESULTS.md with them.
+    """
+    import json
+
+    from skymodelling.config import Config
+
+    changes = {}
+    for item in sets or ():
+        name, _, value = item.partition("=")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        changes[name.strip()] = tuple(parsed) if isinstance(parsed, list) else parsed
+    return Config().replace("decompose", **changes)

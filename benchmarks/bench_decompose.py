@@ -47,12 +47,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _results import update_section
+from _results import decompose_overrides, update_section
 from astropy.io import fits
 from scipy.optimize import curve_fit
 
 from skymodelling import open_dataset, read_truth
-from skymodelling.config import Config
 from skymodelling.simulate.instrument import FIBER_AREA_ARCSEC2
 from skymodelling.simulate.truth import read_exposures
 from skymodelling.spectral.decompose import decompose_spectrum, fit_profile
@@ -145,6 +144,8 @@ def main():
     parser.add_argument("--raw")
     parser.add_argument("--out")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--set", action="append", metavar="NAME=JSON",
+                        help="change a decompose setting (experiments; RESULTS.md not written)")
     args = parser.parse_args()
     tmp = None
     if args.raw and args.out:
@@ -161,17 +162,17 @@ def main():
         run_extract(raw, out, workers=2)
         run_mean(out, workers=2)
     try:
-        rows, times, prof_times = _measure(raw, out)
-        fibres = _measure_fibres(raw, out)
+        cfg = decompose_overrides(args.set)
+        rows, times, prof_times = _measure(raw, out, cfg)
+        fibres = _measure_fibres(raw, out, cfg)
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
-    _report(rows, times, prof_times, fibres)
+    _report(rows, times, prof_times, fibres, write=not args.set)
 
 
-def _measure_fibres(raw, out):
+def _measure_fibres(raw, out, cfg):
     """ms, RCHI2 and [OI] 5577 error of every sky-fibre spectrum (profile from the means)."""
-    cfg = Config()
     named = named_lines(None)
     ds = open_dataset(out)
     recs = []
@@ -216,8 +217,7 @@ def _measure_fibres(raw, out):
     return recs
 
 
-def _measure(raw, out):
-    cfg = Config()
+def _measure(raw, out, cfg):
     feats = load_features(None)
     named = named_lines(None)
     exposures = read_exposures(raw)
@@ -281,7 +281,7 @@ def _measure(raw, out):
     return rows, times, prof_times
 
 
-def _report(rows, times, prof_times, fibres):
+def _report(rows, times, prof_times, fibres, write=True):
     groups = sorted({r["group"] for r in rows})
     lines = ["| condition | camera | spectra | continuum error: CONT | CONT_SMOOTH | baseline | "
              "median RCHI2 |", "|---|---|---|---|---|---|---|"]
@@ -348,6 +348,8 @@ def _report(rows, times, prof_times, fibres):
     print(text)
     print(speed)
     print(fib)
+    if not write:
+        return
     update_section("decompose", f"""
 `python benchmarks/bench_decompose.py`: 2 simulated plates x 3 exposures (noise on, seed 3),
 extract + mean, then every mean spectrum decomposed and compared with the simulator's truth

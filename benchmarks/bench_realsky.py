@@ -50,11 +50,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _results import update_section
+from _results import decompose_overrides, update_section
 from scipy.ndimage import percentile_filter
 from threadpoolctl import threadpool_limits
 
-from skymodelling.config import Config
 from skymodelling.io.specfile import SpecExposure, find_specfiles, read_specfile
 from skymodelling.spectral.decompose import LSF_DEFAULT, NOFIT
 from skymodelling.stages.decompose import decompose_block, named_lines, width_curves
@@ -330,6 +329,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="2 files only")
     parser.add_argument("--files", type=int, default=None, help="only the first N files")
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    parser.add_argument("--set", action="append", metavar="NAME=JSON",
+                        help="change a decompose setting (experiments; RESULTS.md not written)")
     args = parser.parse_args()
     files = find_specfiles(args.spec_dir)
     if not files:
@@ -338,11 +339,11 @@ def main():
     files = files[:n]
     t0 = time.perf_counter()
     with threadpool_limits(limits=1):
-        acc, bins = run(files, Config())
+        acc, bins = run(files, decompose_overrides(args.set))
     body = report(acc, bins, len(files))
     print(body)
     print(f"\n(total {time.perf_counter() - t0:.0f} s)")
-    if not args.no_write:
+    if not (args.no_write or args.set):
         update_section("realsky", body + "\n\n" + NOTES)
 
 
