@@ -45,3 +45,29 @@ def test_solar_magnitudes():
 
 def test_solar_spectrum_range():
     assert 180 < float(solar_spectrum(5500.0)) < 200  # ~1.86 W/m^2/nm
+
+
+def test_kurucz_solar_flux_has_the_suns_magnitudes_and_resolved_lines():
+    # Kurucz's computed Sun (decompose's template): the same absolute magnitudes
+    # (Willmer 2018) as the measured ASTM table, so the units are right ...
+    from skymodelling.sky.solar import load_kurucz_table, solar_spectrum_kurucz
+
+    w, f = load_kurucz_table()
+    assert ab_magnitude(w, f, "sdss2010-r") == pytest.approx(-26.93, abs=0.05)
+    assert ab_magnitude(w, f, "sdss2010-g") == pytest.approx(-26.47, abs=0.06)
+    # ... and at BOSS pixels (1e-4 in log10) the Fraunhofer lines keep the depths of a
+    # resolving power ~2000, which the ~1 nm table smooths away (Ca II K, H beta, Mg b1)
+    grid = 10 ** (np.log10(3800.0) + 1e-4 * np.arange(2400))
+    k, a = solar_spectrum_kurucz(grid), solar_spectrum(grid)
+    for line in (3934.8, 4862.7, 5185.0):
+        near = np.abs(grid - line) < 40
+        at = np.abs(grid - line) < 2
+        depth_k = 1 - k[at].min() / np.median(k[near])
+        depth_a = 1 - a[at].min() / np.median(a[near])
+        assert depth_k > depth_a + 0.1
+    # the pixel average conserves the flux of the table
+    sel = (w > grid[0] + 5) & (w < grid[-1] - 5)
+    inner = (grid > w[sel][0]) & (grid < w[sel][-1])
+    dlam = np.gradient(grid)
+    assert np.sum(k[inner] * dlam[inner]) == pytest.approx(
+        np.trapezoid(f[sel], w[sel]), rel=2e-3)

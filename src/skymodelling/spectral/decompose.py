@@ -168,9 +168,11 @@ def _continuum_basis(loglam, lo, hi, cfg, velocity=0.0, gaps=()) -> tuple[sp.csc
     basis = _bspline_basis(npix, lo, hi, cfg.knot_spacing, gaps)
     if not cfg.solar_template:
         return basis, 0
-    from ..sky.solar import solar_spectrum
+    from ..sky.solar import solar_spectrum, solar_spectrum_kurucz
 
-    template = solar_spectrum(10.0 ** loglam * (1.0 + velocity / C_KMS))
+    topo = 10.0 ** loglam * (1.0 + velocity / C_KMS)
+    template = (solar_spectrum_kurucz(topo) if cfg.solar_source == "kurucz"
+                else solar_spectrum(topo))
     template = template / np.median(template[lo:hi + 1])
     coarse = _bspline_basis(npix, lo, hi, cfg.template_knot_spacing)
     return sp.hstack([basis, sp.diags(template) @ coarse]).tocsc(), coarse.shape[1]
