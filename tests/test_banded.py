@@ -62,3 +62,30 @@ def test_a_column_without_data_is_zero_not_nan():
     coef = BandedNormal(sp.csc_matrix(a), rng.normal(size=a.shape[0]), w,
                         np.zeros(a.shape[1], bool)).solve()[0]
     assert np.all(np.isfinite(coef)) and coef[0] == 0.0
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_variances_of_sums_equal_dense_least_squares(fallback, monkeypatch):
+    # groups of blended lines: Var(sum of coefficients) = g^T N^-1 g, border included;
+    # the same from the sparse LU that replaces the block solver when a block fails
+    rng = np.random.default_rng(5)
+    a = _design(rng)
+    npix, ncol = a.shape
+    w = rng.uniform(0.5, 2.0, npix)
+    y = a @ rng.normal(size=ncol) + rng.normal(size=npix) / np.sqrt(w)
+    system = BandedNormal(sp.csc_matrix(a), y, w, border_mask(ncol, ncol, 3))
+    def fail(*args, **kwargs):
+        raise np.linalg.LinAlgError("forced")
+    # the block path must hold on its own (no silent fallback), and the fallback too
+    monkeypatch.setattr(system, "_block_solve" if fallback else "_lu_solve", fail)
+    # groups of neighbouring local columns (as blended lines are), one across the first
+    # block boundary (blocks hold >= 24 columns)
+    first = np.argmax(a[:, :-3] != 0, axis=0)
+    order = np.argsort(first, kind="stable")
+    sums = [order[10:12], order[22:27], order[40:43], order[[50]]]
+    coef, var, cov, svar = system.solve(var=np.arange(5), sums=sums)
+    inv = np.linalg.inv(a.T @ (w[:, None] * a))
+    want = [inv[np.ix_(g, g)].sum() for g in sums]
+    np.testing.assert_allclose(svar, want, rtol=1e-5)
+    np.testing.assert_allclose(var, np.diag(inv)[:5], rtol=1e-5)
+    assert len(system.solve(var=np.arange(5))) == 3     # no sums asked: three results

@@ -1,7 +1,8 @@
 """Bundled data files, found with importlib.resources.
 
 ================================  =====================================================
-``sky_features.csv``              named sky lines and continuum bands (``tools/make_feature_list.py``)
+``sky_features.csv``              named sky lines and continuum bands
+                                  (``tools/make_feature_list.py``)
 ``solar_spectrum.csv``            ASTM G173-03 extraterrestrial solar spectrum, ~1 nm (ASTM / NREL
                                   reference data, via pvlib; ``tools/make_solar_spectrum.py``)
 ``solar_kurucz.csv``              R. L. Kurucz's computed solar flux at R = 2000, 3000-11000 A

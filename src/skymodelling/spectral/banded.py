@@ -65,16 +65,22 @@ class _Normal:
         """New data ``y`` (same weights and design): only the right-hand side changes."""
         self.rhs = self._aw.T @ (self._sw * y)
 
-    def solve(self, sel=None, var=None, cov=None):
+    def solve(self, sel=None, var=None, cov=None, sums=None):
         """Coefficients of the columns ``sel`` (all when None) fitted alone.
 
         ``var``: positions (in ``sel``) whose variances to return; ``cov``: positions
-        whose full covariance to return. Returns (coef, variances, covariance).
+        whose full covariance to return; ``sums``: a list of position arrays, whose
+        coefficient sums' variances to return (a group of blended lines: the sum is
+        measured far better than its parts, whose errors anti-correlate). Returns (coef,
+        variances, covariance), and the variances of the sums as a fourth element when
+        ``sums`` is given. The sums' positions must be local columns (not the border).
         """
         sel = np.arange(self.ncol) if sel is None else np.asarray(sel, int)
         n = sel.size
         var = np.zeros(0, int) if var is None else np.asarray(var, int)
         cov = np.zeros(0, int) if cov is None else np.asarray(cov, int)
+        want_sums = sums is not None
+        sums = [np.asarray(g, int) for g in (sums or ())]
         # everything but the right-hand side depends on ``sel`` only: kept for the last
         # ``sel`` (a new right-hand side, :meth:`set_data`, reuses the factorisation)
         key = sel.tobytes()
@@ -86,23 +92,26 @@ class _Normal:
         scale, perm, inv, nloc = st["scale"], st["perm"], st["inv"], st["nloc"]
         r, c, v, dead = st["r"], st["c"], st["v"], st["dead"]
         b = (self.rhs[sel] * scale)[perm]
+        # a sum of coefficients in the scaled, permuted system: weights scale at inv[g]
+        groups = [(inv[g], scale[g]) for g in sums]
         try:
-            if var.size or cov.size:
-                x, xvar, xcov = self._block_solve(r, c, v, b, dead, nloc,
-                                                  self.first[sel][perm], self.last[sel][perm],
-                                                  inv[var], inv[cov])
+            if var.size or cov.size or groups:
+                x, xvar, xcov, gvar = self._block_solve(
+                    r, c, v, b, dead, nloc, self.first[sel][perm], self.last[sel][perm],
+                    inv[var], inv[cov], groups)
             else:
                 if "band" not in st:
                     st["band"] = self._band_factor(r, c, v, dead, nloc)
                 x = self._band_apply(st["band"], b, nloc)
-                xvar, xcov = np.zeros(0), np.zeros((0, 0))
+                xvar, xcov, gvar = np.zeros(0), np.zeros((0, 0)), np.zeros(0)
         except np.linalg.LinAlgError:
-            x, xvar, xcov = self._lu_solve(r, c, v, b, dead, inv[var], inv[cov])
+            x, xvar, xcov, gvar = self._lu_solve(r, c, v, b, dead, inv[var], inv[cov],
+                                                 groups)
         coef = np.empty(n)
         coef[perm] = x
         coef *= scale
-        return (coef, xvar * scale[var] ** 2,
-                xcov * scale[cov][:, None] * scale[cov][None, :])
+        out = (coef, xvar * scale[var] ** 2, xcov * scale[cov][:, None] * scale[cov][None, :])
+        return (*out, gvar) if want_sums else out
 
     def _setup(self, sel):
         """The sub-matrix of the columns ``sel``: scaled to unit diagonal, permuted (local
@@ -127,7 +136,15 @@ class _Normal:
         return {"scale": scale, "perm": perm, "inv": inv, "nloc": nloc, "r": inv[r],
                 "c": inv[c], "v": v, "dead": dead[perm]}
 
-    def _lu_solve(self, r, c, v, b, dead, var, cov):
+    @staticmethod
+    def _group_matrix(n, groups):
+        """The sums' weight vectors as the columns of an (n, len(groups)) matrix."""
+        g = np.zeros((n, len(groups)))
+        for k, (pos, wts) in enumerate(groups):
+            g[pos, k] = wts
+        return g
+
+    def _lu_solve(self, r, c, v, b, dead, var, cov, groups=()):
         from scipy.sparse.linalg import splu
 
         n = b.size
@@ -142,8 +159,10 @@ class _Normal:
             z = lu.solve(e)
         else:
             z = np.zeros((n, 0))
+        g = self._group_matrix(n, groups)
+        gvar = np.einsum("ij,ij->j", g, lu.solve(g)) if len(groups) else np.zeros(0)
         return (x, z[var, np.arange(var.size)],
-                z[np.ix_(cov, var.size + np.arange(cov.size))])
+                z[np.ix_(cov, var.size + np.arange(cov.size))], gvar)
 
     def _band_factor(self, r, c, v, dead, nloc):
         """Banded Cholesky of the local columns (LAPACK pbtrf), the border's Schur complement."""
@@ -183,7 +202,7 @@ class _Normal:
             raise np.linalg.LinAlgError("singular border")
         return np.concatenate([z0 - zb @ xb, xb])
 
-    def _block_solve(self, r, c, v, b, dead, nloc, first, last, var, cov):
+    def _block_solve(self, r, c, v, b, dead, nloc, first, last, var, cov, groups=()):
         from scipy.linalg import cholesky, solve_triangular
 
         n = b.size
@@ -205,6 +224,9 @@ class _Normal:
         off = np.arange(nloc) - starts[blk]
         # right-hand sides: the data, the border columns, unit vectors for the covariance
         cov_loc = cov[cov < nloc]
+        ng = len(groups)
+        if any(np.any(pos >= nloc) for pos, _ in groups):
+            raise np.linalg.LinAlgError("sums of border columns not supported")
         k = 1 + nb + cov_loc.size
         dmat = np.zeros((nblk, m, m))
         emat = np.zeros((max(nblk - 1, 0), m, m))
@@ -245,17 +267,22 @@ class _Normal:
             xs[j] = solve_triangular(chol[j], yj, lower=True, trans="T", check_finite=False)
         xall = np.concatenate([xs[j][:size[j]] for j in range(nblk)]) if nblk else np.zeros(
             (0, k))
-        # diagonal of the inverse of the local block (selected inversion)
+        # the inverse of the local part within and next to the diagonal blocks (selected
+        # inversion): its diagonal gives the variances, its blocks the sums' variances
         dvar = np.zeros(nloc)
-        if var.size:
+        if var.size or ng:
             sig = None
+            diag_blocks = np.zeros((nblk, m, m))
+            next_blocks = np.zeros((max(nblk - 1, 0), m, m))   # (j + 1, j) blocks
             for j in range(nblk - 1, -1, -1):
                 li = solve_triangular(chol[j], np.eye(m), lower=True, check_finite=False)
                 s = li.T @ li
                 if sig is not None:
                     p = (lower[j] @ li).T
                     s = s + p @ sig @ p.T
+                    next_blocks[j] = -sig @ p.T
                 sig = s
+                diag_blocks[j] = s
                 dvar[starts[j]:starts[j + 1]] = np.diag(s)[:size[j]]
         z0 = xall[:, 0]
         if nb:
@@ -292,7 +319,27 @@ class _Normal:
             xcov = cols[cov]
             if nb:
                 xcov = xcov + zb[cov] @ sinv @ zb[cov].T
-        return x, xvar, xcov
+        # g^T N^-1 g = g^T (local inverse) g + (zb^T g)^T S^-1 (zb^T g); the members of a
+        # group (neighbouring columns) lie in one block or two adjacent ones
+        gvar = np.zeros(ng)
+        if ng:
+            gid = np.concatenate([np.full(pos.size, k) for k, (pos, _) in enumerate(groups)])
+            pos = np.concatenate([pos for pos, _ in groups])
+            wts = np.concatenate([wts for _, wts in groups])
+            a, b = np.nonzero(gid[:, None] == gid[None, :])     # all pairs within groups
+            ba, bb = blk[pos[a]], blk[pos[b]]
+            if np.any(np.abs(ba - bb) > 1):
+                raise np.linalg.LinAlgError("a group spans more than two blocks")
+            oa, ob = off[pos[a]], off[pos[b]]
+            ent = np.where(ba == bb, diag_blocks[ba, oa, ob], 0.0)
+            up, dn = bb == ba + 1, ba == bb + 1
+            ent[up] = next_blocks[ba[up], ob[up], oa[up]]
+            ent[dn] = next_blocks[bb[dn], oa[dn], ob[dn]]
+            gvar = np.bincount(gid[a], weights=wts[a] * wts[b] * ent, minlength=ng)
+            if nb:
+                zg = zb.T @ self._group_matrix(nloc, groups)
+                gvar += np.einsum("ij,ik,kj->j", zg, sinv, zg)
+        return x, xvar, xcov, gvar
 
 
 BandedNormal = _Normal

@@ -92,6 +92,17 @@ class Decomposition:
     rchi2: float
     flag: int
     bands: dict = field(default_factory=dict)  # band name -> (flux, error) of its component
+    group: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    # (nlines,) blend group of each line: 0 alone, k >= 1 the k-th chain (by centre) of
+    # lines closer than ``blend_pixels`` to a neighbour, whose summed flux is measured
+    # far better than its parts (their errors anti-correlate)
+    group_err: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # (nlines,) error of the summed flux of the line's group (flux_err for lines alone)
+
+    def group_flux(self) -> np.ndarray:
+        """(nlines,) summed flux of each line's blend group (its own flux when alone)."""
+        tot = np.bincount(self.group, weights=self.flux, minlength=1)
+        return np.where(self.group > 0, tot[self.group], self.flux)
 
     def named_flux(self, names) -> tuple[float, float]:
         """Summed flux and error of the lines called ``names`` (NaN if none fitted)."""
@@ -365,6 +376,29 @@ def _free_columns(centres, csnr, names, cfg):
     return bright & ~(blended & (names != "")), bright & ~blended
 
 
+def blend_groups(centres, pixels: float) -> np.ndarray:
+    """Blend group of each line: chains of lines whose neighbours are closer than ``pixels``.
+
+    Returns an int array (same order as ``centres``): 0 for a line with no neighbour
+    within ``pixels``, k >= 1 for the members of the k-th chain in order of wavelength.
+
+    >>> blend_groups(np.array([10.0, 30.0, 11.5, 13.0, 50.0, 52.0]), 3.0).tolist()
+    [1, 0, 1, 1, 2, 2]
+    """
+    centres = np.asarray(centres, dtype=float)
+    gid = np.zeros(centres.size, int)
+    if centres.size < 2:
+        return gid
+    order = np.argsort(centres)
+    run = np.cumsum(np.concatenate([[True], np.diff(centres[order]) >= pixels]))
+    multi = np.bincount(run)[run] > 1
+    ids = np.unique(run[multi])
+    remap = np.zeros(run.max() + 1, int)
+    remap[ids] = np.arange(1, ids.size + 1)
+    gid[order] = np.where(multi, remap[run], 0)
+    return gid
+
+
 @_one_thread
 def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                        lsf=None, velocity: float = 0.0, width_curve=None) -> Decomposition:
@@ -609,8 +643,10 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         outer = wings(centres, system.solve()[0][ncont:ncont + nl])
         system.set_data(y - outer)
     named_idx = ncont + np.flatnonzero(names != "")
-    coef, var, cov = system.solve(var=ncont + np.arange(nl),
-                                  cov=np.concatenate([named_idx, np.arange(nband)]))
+    gid = blend_groups(centres, cfg.blend_pixels)
+    coef, var, cov, gvar = system.solve(
+        var=ncont + np.arange(nl), cov=np.concatenate([named_idx, np.arange(nband)]),
+        sums=[ncont + np.flatnonzero(gid == k) for k in range(1, gid.max(initial=0) + 1)])
     nnamed = named_idx.size
     amp = coef[ncont:ncont + nl]
     cont = basis[:, nband:] @ coef[nband:ncont]
@@ -636,6 +672,9 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     span = np.zeros(npix, bool)
     span[gidx[0]:gidx[-1] + 1] = True
     order = np.argsort(centres)
+    group_err = np.sqrt(np.maximum(var, 0.0))
+    inside = gid > 0
+    group_err[inside] = np.sqrt(np.maximum(gvar[gid[inside] - 1], 0.0))
     # the named lines' covariance rows follow the named lines in centre order
     nord = np.argsort(centres[names != ""])
     return Decomposition(
@@ -643,9 +682,11 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         CONT_SMOOTH=np.where(span, smooth, 0.0), centre=centres[order], flux=amp[order],
         flux_err=np.sqrt(np.maximum(var, 0.0))[order], found=found[order],
         name=names[order].astype(str), named_cov=cov[np.ix_(nord, nord)],
-        lsf=tuple(float(v) for v in lsf), rchi2=rchi2, flag=flag, bands=bands)
+        lsf=tuple(float(v) for v in lsf), rchi2=rchi2, flag=flag, bands=bands,
+        group=gid[order], group_err=group_err[order])
 
 
-__all__ = ["decompose_spectrum", "fit_profile", "fit_lsf", "line_sigma", "disp_width",
+__all__ = ["decompose_spectrum", "fit_profile", "blend_groups", "fit_lsf", "line_sigma",
+           "disp_width",
            "Decomposition", "NOFIT",
            "LSF_DEFAULT", "HIGHCHI2", "MANYLINES", "DEFAULT_LSF"]

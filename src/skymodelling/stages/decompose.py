@@ -187,6 +187,7 @@ def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
                         raise SkyModellingError(f"{path}: exposure {row['IMG']} {cam}: {reason}")
                     failures.add(reason, expid=int(row["IMG"]), camera=cam, file=path)
                 n = res.flux.size
+                group = np.asarray(res.group, dtype=np.int32)
                 line_rows.append({
                     "IMG": np.full(n, row["IMG"], dtype=np.int32),
                     "CAMERA": np.full(n, cam, dtype="U3"),
@@ -195,10 +196,15 @@ def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
                     "FLUX": np.asarray(res.flux, dtype=float),
                     "FLUX_ERR": np.asarray(res.flux_err, dtype=float),
                     "FOUND": np.asarray(res.found, dtype=bool),
-                    "NAME": np.asarray(res.name).astype("U16")})
+                    "NAME": np.asarray(res.name).astype("U16"),
+                    "GROUP": group,
+                    "GROUP_FLUX": np.asarray(res.group_flux(), dtype=float),
+                    "GROUP_FLUX_ERR": np.asarray(res.group_err, dtype=float)})
     table = Table(rows=rows, names=list(rows[0]) if rows else None) if rows else Table()
-    columns = ("IMG", "CAMERA", "ROW", "WAVE", "FLUX", "FLUX_ERR", "FOUND", "NAME")
-    dtypes = (np.int32, "U3", np.int32, float, float, float, bool, "U16")
+    columns = ("IMG", "CAMERA", "ROW", "WAVE", "FLUX", "FLUX_ERR", "FOUND", "NAME", "GROUP",
+               "GROUP_FLUX", "GROUP_FLUX_ERR")
+    dtypes = (np.int32, "U3", np.int32, float, float, float, bool, "U16", np.int32, float,
+              float)
     lines = Table({c: np.concatenate([d[c] for d in line_rows]) if line_rows
                    else np.zeros(0, dtype=t) for c, t in zip(columns, dtypes, strict=True)})
     return table, lines, images, grids
@@ -329,7 +335,9 @@ def _hdus(table, lines, images, grids, primary, extname=EXTNAME) -> list:
     if lines is not None:
         hdus.append(table_hdu(lines, "FITLINES", {"WAVE": "Angstrom",
                                                   "FLUX": "10**-17 erg s-1 cm-2",
-                                                  "FLUX_ERR": "10**-17 erg s-1 cm-2"}))
+                                                  "FLUX_ERR": "10**-17 erg s-1 cm-2",
+                                                  "GROUP_FLUX": "10**-17 erg s-1 cm-2",
+                                                  "GROUP_FLUX_ERR": "10**-17 erg s-1 cm-2"}))
     for arm in sorted(grids):
         hdu = fits.ImageHDU(grids[arm], name=f"{arm.upper()}_WAVE")
         hdu.header["BUNIT"] = "Angstrom"
