@@ -208,6 +208,24 @@ def test_the_solar_template_is_placed_in_the_topocentric_frame():
     assert not np.allclose(tpl / unshifted, (tpl / unshifted)[0], rtol=1e-4)
 
 
+def test_each_arm_takes_its_configured_solar_spectrum():
+    # blue: Kurucz's Sun at R = 2000; red: the ASTM table (solar_kurucz = ("b",))
+    from skymodelling.sky.solar import solar_spectrum, solar_spectrum_kurucz
+    from skymodelling.spectral.decompose import _continuum_basis
+
+    loglam = np.log10(5800.0) + 1e-4 * np.arange(1000)
+    wave = 10 ** loglam
+    for arm, cfg, sun in (("b", DecomposeConfig(), solar_spectrum_kurucz),
+                          ("r", DecomposeConfig(), solar_spectrum),
+                          ("r", DecomposeConfig(solar_kurucz=["b", "r"]), solar_spectrum_kurucz),
+                          ("b", DecomposeConfig(solar_kurucz=[]), solar_spectrum)):
+        basis, nb = _continuum_basis(loglam, 0, 999, cfg, arm=arm)
+        ratio = np.asarray(basis[:, -nb:].sum(axis=1)).ravel() / sun(wave)
+        assert np.allclose(ratio, ratio[0], rtol=1e-9)
+    with pytest.raises(SkyModellingError, match="solar_kurucz"):
+        DecomposeConfig(solar_kurucz=["g"])
+
+
 def test_the_profile_is_fitted_when_not_given():
     rng = np.random.default_rng(4)
     centres = np.linspace(80, NPIX - 80, 30) + rng.uniform(-0.5, 0.5, 30)

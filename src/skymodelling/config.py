@@ -277,11 +277,12 @@ class DecomposeConfig:
         Add to the continuum basis the solar spectrum times a coarse spline (knots every
         ``template_knot_spacing`` pixels): moonlight and zodiacal light are reflected
         sunlight, whose Fraunhofer lines a smooth spline cannot follow.
-    solar_source : {"kurucz", "astm"}
-        The solar spectrum of the template: ``kurucz``, Kurucz's computed solar flux at
-        R = 2000, about the BOSS resolution (bundled, ``sky.solar.solar_spectrum_kurucz``);
-        ``astm``, the ASTM G173-03 table at ~1 nm resolution (the choice before
-        2026-12-07), in which the Fraunhofer lines are smoothed away.
+    solar_kurucz : tuple of {"b", "r"}
+        Arms whose solar template is Kurucz's computed solar flux at R = 2000, about the
+        BOSS resolution (bundled, ``sky.solar.solar_spectrum_kurucz``); the other arms use
+        the ASTM G173-03 table at ~1 nm resolution, in which the Fraunhofer lines are
+        smoothed away. Default the blue arm only: measured on real BOSS sky, Kurucz's Sun
+        lowers the blue residual and raises the red one (docs/decompose.md).
     bands : tuple of (name, lo, hi)
         Emission bands whose lines are too dense to resolve at BOSS resolution (topocentric
         vacuum Angstrom; default the O2 atmospheric (0-1) band, 8605-8705 A): within
@@ -325,7 +326,7 @@ class DecomposeConfig:
     wing_blue: tuple[float, float] = (0.04, 2.2)
     wing_red: tuple[float, float] = (0.05, 3.2)
     solar_template: bool = True
-    solar_source: str = "kurucz"
+    solar_kurucz: tuple = ("b",)
     template_knot_spacing: int = 200
     disp_width: bool = True
 
@@ -353,9 +354,10 @@ class DecomposeConfig:
         object.__setattr__(self, "adaptive_clip", clip)
         if self.knot_spacing < 4:
             raise SkyModellingError("knot_spacing must be at least 4 pixels")
-        if self.solar_source not in ("kurucz", "astm"):
-            raise SkyModellingError(
-                f'solar_source must be "kurucz" or "astm", not {self.solar_source!r}')
+        kurucz = tuple(str(a) for a in self.solar_kurucz)
+        if not set(kurucz) <= {"b", "r"}:
+            raise SkyModellingError('solar_kurucz lists arms: "b", "r" or both')
+        object.__setattr__(self, "solar_kurucz", kurucz)
         if not self.detect_sigma > 0 or not self.shift_sigma > 0:
             raise SkyModellingError("detect_sigma and shift_sigma must be positive")
         if self.iterations < 0 or self.max_lines < 1 or self.half_width < 5:

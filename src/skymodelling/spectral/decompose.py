@@ -167,7 +167,8 @@ def _outside(pos, snr, windows):
     return pos[keep], snr[keep]
 
 
-def _continuum_basis(loglam, lo, hi, cfg, velocity=0.0, gaps=()) -> tuple[sp.csc_matrix, int]:
+def _continuum_basis(loglam, lo, hi, cfg, velocity=0.0, gaps=(), arm="b"
+                     ) -> tuple[sp.csc_matrix, int]:
     """Spline basis, plus the solar spectrum times a coarse spline when configured.
 
     The solar spectrum (scattered moonlight and sunlight reach us at rest in the
@@ -182,14 +183,14 @@ def _continuum_basis(loglam, lo, hi, cfg, velocity=0.0, gaps=()) -> tuple[sp.csc
     from ..sky.solar import solar_spectrum, solar_spectrum_kurucz
 
     topo = 10.0 ** loglam * (1.0 + velocity / C_KMS)
-    template = (solar_spectrum_kurucz(topo) if cfg.solar_source == "kurucz"
+    template = (solar_spectrum_kurucz(topo) if arm in cfg.solar_kurucz
                 else solar_spectrum(topo))
     template = template / np.median(template[lo:hi + 1])
     coarse = _bspline_basis(npix, lo, hi, cfg.template_knot_spacing)
     return sp.hstack([basis, sp.diags(template) @ coarse]).tocsc(), coarse.shape[1]
 
 
-def _full_basis(loglam, lo, hi, cfg, velocity=0.0):
+def _full_basis(loglam, lo, hi, cfg, velocity=0.0, arm="b"):
     """The continuum basis preceded by the band components' columns.
 
     Returns (basis, nborder, nband, band_index, windows): the first ``nband`` columns are
@@ -197,7 +198,7 @@ def _full_basis(loglam, lo, hi, cfg, velocity=0.0):
     """
     windows = _band_windows(loglam, lo, hi, cfg, velocity)
     cont, nborder = _continuum_basis(loglam, lo, hi, cfg, velocity,
-                                     gaps=[(a, b) for _, a, b in windows])
+                                     gaps=[(a, b) for _, a, b in windows], arm=arm)
     band, which = _band_basis(loglam.size, windows, cfg.band_knot_pixels)
     return sp.hstack([band, cont]).tocsc(), nborder, band.shape[1], which, windows
 
@@ -320,7 +321,7 @@ def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None, veloci
                                velocity=velocity, width_curve=width_curve)
     if first.flag & (NOFIT | LSF_DEFAULT):
         return first.lsf, first.flag & (NOFIT | LSF_DEFAULT)
-    y, w, dlam, (basis, nborder) = _prepare(loglam, flux, ivar, cfg, velocity)
+    y, w, dlam, (basis, nborder) = _prepare(loglam, flux, ivar, cfg, velocity, arm)
     snr = first.flux / np.maximum(first.flux_err, 1e-30)
     shift = snr > cfg.shift_sigma
     sigma = first.lsf[0]
@@ -342,7 +343,7 @@ def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None, veloci
     return (again or (sigma, eta, gamma)), (0 if good.any() else NOFIT)
 
 
-def _prepare(loglam, flux, ivar, cfg, velocity=0.0):
+def _prepare(loglam, flux, ivar, cfg, velocity=0.0, arm="b"):
     loglam = np.asarray(loglam, dtype=float)
     flux = np.asarray(flux, dtype=float)
     ivar = np.asarray(ivar, dtype=float)
@@ -351,7 +352,7 @@ def _prepare(loglam, flux, ivar, cfg, velocity=0.0):
     edges = np.concatenate([[loglam[0] - step / 2], 0.5 * (loglam[1:] + loglam[:-1]),
                             [loglam[-1] + step / 2]])
     gidx = np.flatnonzero(good)
-    basis = (_full_basis(loglam, int(gidx[0]), int(gidx[-1]), cfg, velocity)[:2]
+    basis = (_full_basis(loglam, int(gidx[0]), int(gidx[-1]), cfg, velocity, arm)[:2]
              if gidx.size else None)
     return np.where(good, flux, 0.0), np.where(good, ivar, 0.0), np.diff(10.0 ** edges), basis
 
@@ -462,7 +463,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     flag = 0
     gidx = np.flatnonzero(good)
     basis, nborder, nband, band_of, windows = _full_basis(loglam, int(gidx[0]), int(gidx[-1]),
-                                                          cfg, velocity)
+                                                          cfg, velocity, arm)
     ncont = basis.shape[1]
     cborder = _border(ncont, ncont, nborder)
 
