@@ -356,7 +356,8 @@ simulator calibrated on real BOSS sky (docs/simulator.md, "Band and line levels 
 real BOSS sky": the first five of these files calibrated its OH bands, O2 (0-1), Hg, HPS,
 [OI] 6300 and near-infrared continuum, the other five are held out, so this comparison is
 half in-sample for the levels) and the simulated twin divided by the telluric bands as the
-standard-star calibration of real spec files is; decompose algorithm 3):
+standard-star calibration of real spec files is; decompose algorithm 4: Kurucz's solar
+template in the blue since 2026-12-07, see docs/decompose.md):
 
 * *Default profile*: none of the 71 real or simulated spectra in either arm (the DISP
   curve's scale is measured on several faint lines, `lsf_scale_snr`, docs/decompose.md).
@@ -365,8 +366,10 @@ standard-star calibration of real spec files is; decompose algorithm 3):
 * *Lines found*: blue 13 real vs 19 simulated, red 193 vs 167 (within 1.5). Before the
   calibration (OH 1.5-7 x too bright in most bands) the red was 195-198 simulated.
 * *Residuals* |d - m| / d over the camera: red 6.9 % real vs 5.3 % simulated (within 1.5;
-  before 5.1 %, and 4.5 % with the telluric correction but the old levels); blue 6.3 % vs
-  2.1 % (factor 3). In the blue the real residual is a forest of narrow emission features of
+  before 5.1 %, and 4.5 % with the telluric correction but the old levels); blue 6.4 % vs
+  2.1 % (factor 3; 6.3 % with the ASTM solar template, whose smoothed Fraunhofer lines fit
+  these mostly dark exposures as well; on the 15 with the Moon up Kurucz's is better,
+  5.0 % against 5.3 %). In the blue the real residual is a forest of narrow emission features of
   10-50 % of the continuum, the same in every exposure and file (correlation 0.75-0.78
   between exposures, measured 2026-12-04), densest at 3650-4400 A (the O2 Herzberg and
   Chamberlain bands of the nightglow) and again at 5000-6300 A: the simulator has those bands
@@ -384,7 +387,8 @@ standard-star calibration of real spec files is; decompose algorithm 3):
   understood (not the water: the ratio is the same with 0.5 mm of PWV).
 * *Continuum excursions* (CONT > 1.05 x the 10th-percentile envelope): 0.91 (blue) and 0.67
   (red) of the real pixels, 0.40 and 0.57 simulated.
-* *Speed*: 22 ms (blue) and 45 ms (red) per spectrum with the profile fit, real and
+* *Speed*: 22-30 ms (blue) and 45-57 ms (red) per spectrum with the profile fit over the
+  runs of 2026-12-06 and 07 (the same code within +-20 %: this machine's noise), real and
   simulated alike (one thread).
 
 So the simulator still lacks: the faint blue nightglow band structure (3650-4400 A,
