@@ -89,3 +89,28 @@ def test_variances_of_sums_equal_dense_least_squares(fallback, monkeypatch):
     np.testing.assert_allclose(svar, want, rtol=1e-5)
     np.testing.assert_allclose(var, np.diag(inv)[:5], rtol=1e-5)
     assert len(system.solve(var=np.arange(5))) == 3     # no sums asked: three results
+
+
+def test_an_extended_system_equals_the_system_of_the_whole_design():
+    # the continuum block's normal matrix reused, the line columns' products added
+    from skymodelling.spectral.banded import WeightedBlock
+
+    rng = np.random.default_rng(9)
+    a = _design(rng)
+    npix, ncol = a.shape
+    w = rng.uniform(0.5, 2.0, npix)
+    w[rng.random(npix) < 0.1] = 0.0
+    y = a @ rng.normal(size=ncol) + rng.normal(size=npix) / np.sqrt(np.maximum(w, 1e-9))
+    base, extra = a[:, 40:], a[:, :40]          # the block first, then local columns
+    whole = np.hstack([base, extra])
+    border = np.zeros(ncol, bool)
+    border[20:23] = True                         # the wide columns, now at 20-22
+    ref = BandedNormal(sp.csc_matrix(whole), y, w, border)
+    ext = BandedNormal.extend(WeightedBlock(sp.csc_matrix(base), w), sp.csc_matrix(extra),
+                              y, border)
+    got, want = ext.solve(var=np.arange(30)), ref.solve(var=np.arange(30))
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-10)
+    ext.set_data(y + 1.0)
+    ref.set_data(y + 1.0)
+    np.testing.assert_allclose(ext.solve()[0], ref.solve()[0], rtol=1e-10, atol=1e-12)

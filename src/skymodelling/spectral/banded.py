@@ -40,26 +40,39 @@ class _Normal:
     """
 
     def __init__(self, design, y, w, border, *, ridge=1e-10):
-        a = sp.csc_matrix(design)
-        a.sort_indices()
-        sw = np.sqrt(w)
-        aw = a.copy()
-        aw.data = aw.data * sw[aw.indices]
-        normal = (aw.T @ aw).tocoo()
-        self.r, self.c, self.v = normal.row, normal.col, normal.data
+        block = WeightedBlock(design, w)
+        self._init(block.aw, block.sw, (block.r, block.c, block.v), block.first, block.last,
+                   y, border, ridge)
+
+    def _init(self, aw, sw, normal, first, last, y, border, ridge):
+        self.r, self.c, self.v = normal
         self.rhs = aw.T @ (sw * y)
         self._aw, self._sw = aw, sw
-        nnz = np.diff(a.indptr)
-        first = np.zeros(a.shape[1], int)
-        last = np.zeros(a.shape[1], int)
-        has = nnz > 0
-        first[has] = a.indices[a.indptr[:-1][has]]
-        last[has] = a.indices[a.indptr[1:][has] - 1]
         self.first, self.last = first, last
         self.border = np.asarray(border, bool)
         self.ridge = ridge
-        self.ncol = a.shape[1]
+        self.ncol = aw.shape[1]
         self._state = None
+
+    @classmethod
+    def extend(cls, block, extra, y, border, *, ridge=1e-10):
+        """The system of the design ``[block's design | extra]`` with ``block``'s weights.
+
+        The normal matrix of ``block`` (:class:`WeightedBlock`) is reused: only the
+        products involving the ``extra`` columns are formed (the lines of each fitting
+        round beside the fixed continuum basis of the spectrum).
+        """
+        more = WeightedBlock(extra, None, sw=block.sw)
+        nb = block.aw.shape[1]
+        cross = (block.aw.T @ more.aw).tocoo()
+        r = np.concatenate([block.r, cross.row, cross.col + nb, more.r + nb])
+        c = np.concatenate([block.c, cross.col + nb, cross.row, more.c + nb])
+        v = np.concatenate([block.v, cross.data, cross.data, more.v])
+        self = cls.__new__(cls)
+        self._init(sp.hstack([block.aw, more.aw]).tocsc(), block.sw, (r, c, v),
+                   np.concatenate([block.first, more.first]),
+                   np.concatenate([block.last, more.last]), y, border, ridge)
+        return self
 
     def set_data(self, y):
         """New data ``y`` (same weights and design): only the right-hand side changes."""
@@ -345,6 +358,29 @@ class _Normal:
 BandedNormal = _Normal
 
 
+class WeightedBlock:
+    """Columns of a design weighted by sqrt(w), their normal matrix (COO) and pixel extents.
+
+    Kept for the systems that share them (:meth:`BandedNormal.extend`).
+    """
+
+    def __init__(self, design, w, *, sw=None):
+        a = sp.csc_matrix(design)
+        a.sort_indices()
+        self.sw = np.sqrt(w) if sw is None else sw
+        aw = a.copy()
+        aw.data = aw.data * self.sw[aw.indices]
+        self.aw = aw
+        normal = (aw.T @ aw).tocoo()
+        self.r, self.c, self.v = normal.row, normal.col, normal.data
+        nnz = np.diff(a.indptr)
+        self.first = np.zeros(a.shape[1], int)
+        self.last = np.zeros(a.shape[1], int)
+        has = nnz > 0
+        self.first[has] = a.indices[a.indptr[:-1][has]]
+        self.last[has] = a.indices[a.indptr[1:][has] - 1]
+
+
 def border_mask(ncol, ncont, nborder):
     """Which of ``ncol`` columns (continuum first) are the wide template columns."""
     border = np.zeros(ncol, bool)
@@ -354,4 +390,4 @@ def border_mask(ncol, ncont, nborder):
 
 _border = border_mask
 
-__all__ = ["BandedNormal", "border_mask"]
+__all__ = ["BandedNormal", "WeightedBlock", "border_mask"]

@@ -35,6 +35,7 @@ from scipy.interpolate import BSpline
 from scipy.ndimage import median_filter, uniform_filter1d
 
 from .banded import BandedNormal as _Normal
+from .banded import WeightedBlock
 from .banded import border_mask as _border
 from .lsf import line_columns, line_wings, pixel_profile
 from .profile import DEFAULT_LSF, disp_width, fit_lsf, line_sigma
@@ -556,6 +557,8 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                           gamma=gamma, inner=inner, half_width=cfg.half_width)
 
     prev = np.zeros(centres.size)
+    # the continuum's weighted columns and normal matrix, shared by every fit below
+    cont_block = WeightedBlock(basis, w)
     for it in range(cfg.iterations + 1):
         if centres.size > cfg.max_lines:
             keep = np.argsort(-np.where(names != "", np.inf, csnr))[:cfg.max_lines]
@@ -575,8 +578,8 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                                half_width=inner, derivative=bright,
                                width_derivative=bright)
         design = sp.hstack([basis, allcols]).tocsc()
-        system = _Normal(design, y - wings(centres, prev), w,
-                         _border(design.shape[1], ncont, nborder))
+        system = _Normal.extend(cont_block, allcols, y - wings(centres, prev),
+                                _border(design.shape[1], ncont, nborder))
         alive = np.arange(nl0)
         for attempt in range(6):   # drop lines that come out negative
             shift, width = _free_columns(centres[alive], csnr[alive], names[alive], cfg)
@@ -651,7 +654,8 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                         width_derivative=width)
     design = sp.hstack([basis, cols]).tocsc()
     outer = wings(centres, prev)
-    system = _Normal(design, y - outer, w, _border(design.shape[1], ncont, nborder))
+    system = _Normal.extend(cont_block, cols, y - outer,
+                            _border(design.shape[1], ncont, nborder))
     if inner < cfg.half_width:
         outer = wings(centres, system.solve()[0][ncont:ncont + nl])
         system.set_data(y - outer)
