@@ -23,7 +23,12 @@ def _design(rng, npix=400, nlocal=60, nborder=3):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_solution_variances_and_covariance_equal_dense_least_squares(seed):
+@pytest.mark.parametrize("block", [8, 24, 64])
+def test_solution_variances_and_covariance_equal_dense_least_squares(seed, block, monkeypatch):
+    # (blocks of at least ``block`` columns: one block for this design at 64, several below)
+    from skymodelling.spectral import banded
+
+    monkeypatch.setattr(banded, "_MIN_BLOCK", block)
     rng = np.random.default_rng(seed)
     a = _design(rng)
     npix, ncol = a.shape
@@ -79,7 +84,10 @@ def test_variances_of_sums_equal_dense_least_squares(fallback, monkeypatch):
     # the block path must hold on its own (no silent fallback), and the fallback too
     monkeypatch.setattr(system, "_block_solve" if fallback else "_lu_solve", fail)
     # groups of neighbouring local columns (as blended lines are), one across the first
-    # block boundary (blocks hold >= 24 columns)
+    # block boundary (blocks of >= 24 columns here, so that this design has several)
+    from skymodelling.spectral import banded
+
+    monkeypatch.setattr(banded, "_MIN_BLOCK", 24)
     first = np.argmax(a[:, :-3] != 0, axis=0)
     order = np.argsort(first, kind="stable")
     sums = [order[10:12], order[22:27], order[40:43], order[[50]]]

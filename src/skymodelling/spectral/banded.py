@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-#: Fewest columns in a block of the block-tridiagonal factorisation (:class:`_Normal`).
-_MIN_BLOCK = 24
+#: Fewest columns in a block of the block-tridiagonal factorisation (:class:`_Normal`): 64
+#: measured ~4 % faster than 24, 32, 48, 96 or 128 on red sky fibres (fewer LAPACK calls).
+_MIN_BLOCK = 64
 
 
 class _Normal:
