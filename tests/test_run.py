@@ -273,6 +273,13 @@ def test_mean_decompositions_are_joined_row_by_row(serial_run, tmp_path):
         rows = Table.read(hdul["DECOMPMETA"])
     match = (rows["IMG"] == dec["IMG"][i]) & (np.char.strip(rows["CAMERA"].astype(str)) == "r1")
     assert float(rows["OI6300_FLUX"][match][0]) == float(dec["OI6300_FLUX"][i])
+    # its fitted lines: the rows of FITLINES of this spectrum only, by wavelength
+    lines = means.fitted_lines(i)
+    assert len(lines) == int(dec["NLINES"][i]) and np.all(np.diff(lines["WAVE"]) > 0)
+    assert comp.WAVE[0] <= lines["WAVE"][0] and lines["WAVE"][-1] <= comp.WAVE[-1]
+    named = np.char.strip(np.asarray(lines["NAME"]).astype(str)) == "OI6300"
+    assert float(lines["FLUX"][named].sum()) == pytest.approx(float(dec["OI6300_FLUX"][i]))
+    assert str(lines["GROUP_FLUX"].unit) == str(lines["FLUX"].unit)
     # the model is the data within the noise
     good = spec.good & (comp.CONT != 0)
     chi2 = np.mean((spec.FLUX[good] - comp.CONT[good] - comp.LINES[good]) ** 2 * spec.IVAR[good])
@@ -288,3 +295,5 @@ def test_mean_decompositions_are_joined_row_by_row(serial_run, tmp_path):
     assert lost.any() and np.all(masked[lost]) and not np.any(masked[~lost])
     with pytest.raises(SkyModellingError, match="no complete decomposition"):
         means.components(i)
+    with pytest.raises(SkyModellingError, match="no complete decomposition"):
+        means.fitted_lines(i)

@@ -173,19 +173,40 @@ class MeanSpectra:
         self.decomposition  # noqa: B018 - reads them
         return self._decomposition_files
 
-    def components(self, i: int) -> MeanComponents:
-        """CONT, LINES and CONT_SMOOTH of row ``i`` of :attr:`meta` (after decompose)."""
+    def _decomposed(self, i: int):
+        """Row ``i`` of :attr:`decomposition`; an error naming the spectrum without one."""
         row = self.decomposition[int(i)]
         if np.ma.is_masked(row["DFILE"]):
             raise SkyModellingError(f"mean spectrum {i} ({row['PLATE']}-{row['MJD']} "
                                     f"exposure {row['IMG']} {row['CAMERA']}) has no complete "
                                     "decomposition (run skymodelling decompose)")
+        return row
+
+    def components(self, i: int) -> MeanComponents:
+        """CONT, LINES and CONT_SMOOTH of row ``i`` of :attr:`meta` (after decompose)."""
+        row = self._decomposed(i)
         cam = str(row["CAMERA"]).upper()
         with fits.open(self.decomposition_files[int(row["DFILE"])], memmap=True) as hdul:
             arrays = {name: np.array(hdul[f"{cam}_{name}"].section[int(row["ROW"])])
                       for name in ("CONT", "LINES", "CONT_SMOOTH")}
             arrays["WAVE"] = np.array(hdul[f"{cam[0]}_WAVE"].data)
         return MeanComponents(**arrays)
+
+    def fitted_lines(self, i: int) -> Table:
+        """The fitted lines of row ``i`` of :attr:`meta` (after decompose): its rows of the
+        FITLINES table, ``WAVE`` (A), ``FLUX``, ``FLUX_ERR``, ``FOUND``, ``NAME``, ``GROUP``,
+        ``GROUP_FLUX``, ``GROUP_FLUX_ERR`` (1e-17 erg/s/cm2), in order of wavelength."""
+        row = self._decomposed(i)
+        with fits.open(self.decomposition_files[int(row["DFILE"])], memmap=True) as hdul:
+            lines = Table.read(hdul["FITLINES"], unit_parse_strict="silent")
+        lines.convert_bytestring_to_unicode()
+        mine = ((np.asarray(lines["IMG"]) == int(row["IMG"]))
+                & (np.char.strip(np.asarray(lines["CAMERA"]).astype(str))
+                   == str(row["CAMERA"]).strip())
+                & (np.asarray(lines["ROW"]) == int(row["ROW"])))
+        out = lines[mine]
+        out.sort("WAVE")
+        return out
 
     def spectrum(self, i: int) -> MeanSpectrum:
         """The arrays of row ``i`` of :attr:`meta`."""
