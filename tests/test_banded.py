@@ -122,3 +122,24 @@ def test_an_extended_system_equals_the_system_of_the_whole_design():
     ext.set_data(y + 1.0)
     ref.set_data(y + 1.0)
     np.testing.assert_allclose(ext.solve()[0], ref.solve()[0], rtol=1e-10, atol=1e-12)
+
+
+def test_a_reweighted_design_gives_the_systems_of_its_weights():
+    # the first continuum's passes: one design, new weights each time (pixels clipped)
+    from skymodelling.spectral.banded import Reweighted
+
+    rng = np.random.default_rng(11)
+    a = _design(rng)
+    npix, ncol = a.shape
+    y = a @ rng.normal(size=ncol) + rng.normal(size=npix)
+    border = border_mask(ncol, ncol, 3)
+    passes = Reweighted(sp.csc_matrix(a), border)
+    for _ in range(3):
+        w = rng.uniform(0.5, 2.0, npix) * (rng.random(npix) > 0.3)
+        got = passes.system(y, w).solve(var=np.arange(5))
+        sub = a.T @ (w[:, None] * a)
+        np.testing.assert_allclose(got[0], np.linalg.solve(sub, a.T @ (w * y)),
+                                   rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(got[1], np.diag(np.linalg.inv(sub))[:5], rtol=1e-6)
+    with pytest.raises(ValueError, match="make another"):
+        passes.system(y, w).set_data(y)

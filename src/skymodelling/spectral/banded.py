@@ -9,6 +9,8 @@ columns as a dense border: the cost grows linearly with the number of columns.
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -45,14 +47,14 @@ class _Normal:
         self._init(block.aw, block.sw, (block.r, block.c, block.v), block.first, block.last,
                    y, border, ridge)
 
-    def _init(self, aw, sw, normal, first, last, y, border, ridge):
+    def _init(self, aw, sw, normal, first, last, y, border, ridge, rhs=None):
         self.r, self.c, self.v = normal
-        self.rhs = aw.T @ (sw * y)
+        self.rhs = aw.T @ (sw * y) if rhs is None else rhs
         self._aw, self._sw = aw, sw
         self.first, self.last = first, last
         self.border = np.asarray(border, bool)
         self.ridge = ridge
-        self.ncol = aw.shape[1]
+        self.ncol = len(first)
         self._state = None
 
     @classmethod
@@ -77,6 +79,8 @@ class _Normal:
 
     def set_data(self, y):
         """New data ``y`` (same weights and design): only the right-hand side changes."""
+        if self._aw is None:
+            raise ValueError("this system was made by Reweighted.system: make another")
         self.rhs = self._aw.T @ (self._sw * y)
 
     def solve(self, sel=None, var=None, cov=None, sums=None):
@@ -359,6 +363,79 @@ class _Normal:
 BandedNormal = _Normal
 
 
+#: Pair structures of designs (:class:`Reweighted`), by sparsity pattern.
+_PAIRS: dict = {}
+
+
+def _pair_structure(a):
+    """For a CSR matrix with sorted indices: the pairs of non-zeros (data positions p <= q)
+    within each row, their row, and the upper-triangle normal-matrix entry each adds to.
+
+    Kept by sparsity pattern: the spectra of one camera share their bases' pattern.
+    """
+    key = (a.shape, hashlib.blake2b(a.indptr.tobytes() + a.indices.tobytes(),
+                                    digest_size=16).digest())
+    hit = _PAIRS.get(key)
+    if hit is not None:
+        return hit
+    counts = np.diff(a.indptr)
+    m = int(counts.max(initial=0))
+    slot = np.arange(m)
+    pos = a.indptr[:-1, None] + slot[None, :]
+    valid = slot[None, :] < counts[:, None]
+    ii, jj = np.triu_indices(m)
+    ok = valid[:, ii] & valid[:, jj]
+    p, q = pos[:, ii][ok], pos[:, jj][ok]
+    rows = np.broadcast_to(np.arange(a.shape[0])[:, None], ok.shape)[ok]
+    ncol = a.shape[1]
+    ci, cj = a.indices[p], a.indices[q]          # ci <= cj: indices sorted within rows
+    upper, inv = np.unique(ci.astype(np.int64) * ncol + cj, return_inverse=True)
+    r, c = upper // ncol, upper % ncol
+    hit = (p, q, rows, inv.ravel(), r, c, r != c)
+    if len(_PAIRS) >= 16:
+        _PAIRS.clear()
+    _PAIRS[key] = hit
+    return hit
+
+
+class Reweighted:
+    """One design solved with many weight vectors: its normal matrix for new weights is a
+    weighted sum over the pairs of non-zeros of each pixel (no sparse product), for the
+    first continuum's clipping passes (a few hundred thousand pairs, ~0.2 ms).
+    """
+
+    def __init__(self, design, border, *, ridge=1e-10):
+        a = sp.csr_matrix(design)
+        a.sort_indices()
+        self.a = a
+        (self.p, self.q, self.rows, self.inv, self.r, self.c,
+         self.off) = _pair_structure(a)
+        self.prod = a.data[self.p] * a.data[self.q]
+        csc = a.tocsc()
+        csc.sort_indices()
+        nnz = np.diff(csc.indptr)
+        self.first = np.zeros(a.shape[1], int)
+        self.last = np.zeros(a.shape[1], int)
+        has = nnz > 0
+        self.first[has] = csc.indices[csc.indptr[:-1][has]]
+        self.last[has] = csc.indices[csc.indptr[1:][has] - 1]
+        self.border = np.asarray(border, bool)
+        self.ridge = ridge
+
+    def system(self, y, w) -> BandedNormal:
+        """The weighted least-squares system of data ``y`` with weights ``w``."""
+        up = np.bincount(self.inv, weights=w[self.rows] * self.prod, minlength=self.r.size)
+        off = self.off
+        normal = (np.concatenate([self.r, self.c[off]]), np.concatenate([self.c, self.r[off]]),
+                  np.concatenate([up, up[off]]))
+        keep = normal[2] != 0       # as the sparse product: no stored zeros
+        normal = tuple(x[keep] for x in normal)
+        out = BandedNormal.__new__(BandedNormal)
+        out._init(None, None, normal, self.first, self.last, None, self.border, self.ridge,
+                  rhs=self.a.T @ (w * y))
+        return out
+
+
 class WeightedBlock:
     """Columns of a design weighted by sqrt(w), their normal matrix (COO) and pixel extents.
 
@@ -391,4 +468,4 @@ def border_mask(ncol, ncont, nborder):
 
 _border = border_mask
 
-__all__ = ["BandedNormal", "WeightedBlock", "border_mask"]
+__all__ = ["BandedNormal", "Reweighted", "WeightedBlock", "border_mask"]

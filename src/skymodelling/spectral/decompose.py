@@ -35,7 +35,7 @@ from scipy.interpolate import BSpline
 from scipy.ndimage import median_filter, uniform_filter1d
 
 from .banded import BandedNormal as _Normal
-from .banded import WeightedBlock
+from .banded import Reweighted, WeightedBlock
 from .banded import border_mask as _border
 from .lsf import line_columns, line_wings, pixel_profile
 from .profile import DEFAULT_LSF, disp_width, fit_lsf, line_sigma
@@ -483,8 +483,9 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     # first continuum: spline fit with pixels far above it (lines) given no weight
     wc = w.copy()
     adaptive = arm in cfg.adaptive_clip
+    passes = Reweighted(basis, cborder)
     for npass in range(6):
-        coef = _Normal(basis, y, wc, cborder).solve()[0]
+        coef = passes.system(y, wc).solve()[0]
         cont = basis @ coef
         z = (y - cont) * np.sqrt(w)
         # (the first pass clips at 2.5: an unclipped fit is pulled up by the lines, and
