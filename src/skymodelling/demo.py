@@ -162,4 +162,5 @@ def _show_decompose(out: Path) -> None:
         col = f"{name}_FLUX"
         values = np.ma.filled(np.ma.asarray(dec[col], dtype=float), np.nan)
         print(f"  {col:<12} median {np.nanmedian(values):8.2f} 1e-17 erg/s/cm2 (of the means)")
-    print("  read them with: open_dataset(...).means.decomposition, .means.components(i)")
+    print("  read them with: open_dataset(...).means.decomposition, .means.components(i), "
+          ".means.fitted_lines(i)")
