@@ -363,8 +363,9 @@ template in the blue since 2026-12-07, see docs/decompose.md):
   curve's scale is measured on several faint lines, `lsf_scale_snr`, docs/decompose.md).
   Before the calibration of the Hg lines (4.3-4.9 x brighter in real sky) 8 of 71 simulated
   blue spectra, 46 % when only the OH had been calibrated, lacked lines for it.
-* *Lines found*: blue 13 real vs 19 simulated, red 195 vs 167 (within 1.5; 193 with two line-search rounds). Before the
-  calibration (OH 1.5-7 x too bright in most bands) the red was 195-198 simulated.
+* *Lines found*: blue 13 real vs 19 simulated, red 195 vs 167 (within 1.5; 193 with two
+  line-search rounds). Before the calibration (OH 1.5-7 x too bright in most bands) the red
+  was 195-198 simulated.
 * *Residuals* |d - m| / d over the camera: red 6.9 % real vs 5.3 % simulated (within 1.5;
   before 5.1 %, and 4.5 % with the telluric correction but the old levels); blue 6.4 % vs
   2.1 % (factor 3; 6.3 % with the ASTM solar template, whose smoothed Fraunhofer lines fit
