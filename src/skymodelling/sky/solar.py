@@ -37,7 +37,12 @@ def load_solar_table() -> tuple[np.ndarray, np.ndarray]:
     flux : numpy.ndarray
         Irradiance at 1 AU in erg s^-1 cm^-2 A^-1.
     """
-    path = files("skymodelling.data").joinpath(SOLAR_FILE)
+    return _read_table(SOLAR_FILE)
+
+
+def _read_table(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """WAVE and FLUX columns of a bundled CSV table (7 header lines), read-only."""
+    path = files("skymodelling.data").joinpath(name)
     with path.open("r") as fh:
         data = np.loadtxt(fh, delimiter=",", comments="#", skiprows=7)
     wave, flux = data[:, 0].copy(), data[:, 1].copy()
@@ -84,13 +89,7 @@ def load_kurucz_table() -> tuple[np.ndarray, np.ndarray]:
     flux : numpy.ndarray
         Irradiance at 1 AU in erg s^-1 cm^-2 A^-1.
     """
-    path = files("skymodelling.data").joinpath(KURUCZ_FILE)
-    with path.open("r") as fh:
-        data = np.loadtxt(fh, delimiter=",", comments="#", skiprows=7)
-    wave, flux = data[:, 0].copy(), data[:, 1].copy()
-    wave.setflags(write=False)
-    flux.setflags(write=False)
-    return wave, flux
+    return _read_table(KURUCZ_FILE)
 
 
 def solar_spectrum_kurucz(wave) -> np.ndarray:

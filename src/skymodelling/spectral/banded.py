@@ -413,12 +413,7 @@ class Reweighted:
         self.prod = a.data[self.p] * a.data[self.q]
         csc = a.tocsc()
         csc.sort_indices()
-        nnz = np.diff(csc.indptr)
-        self.first = np.zeros(a.shape[1], int)
-        self.last = np.zeros(a.shape[1], int)
-        has = nnz > 0
-        self.first[has] = csc.indices[csc.indptr[:-1][has]]
-        self.last[has] = csc.indices[csc.indptr[1:][has] - 1]
+        self.first, self.last = _extents(csc)
         self.border = np.asarray(border, bool)
         self.ridge = ridge
 
@@ -451,12 +446,18 @@ class WeightedBlock:
         self.aw = aw
         normal = (aw.T @ aw).tocoo()
         self.r, self.c, self.v = normal.row, normal.col, normal.data
-        nnz = np.diff(a.indptr)
-        self.first = np.zeros(a.shape[1], int)
-        self.last = np.zeros(a.shape[1], int)
-        has = nnz > 0
-        self.first[has] = a.indices[a.indptr[:-1][has]]
-        self.last[has] = a.indices[a.indptr[1:][has] - 1]
+        self.first, self.last = _extents(a)
+
+
+def _extents(csc) -> tuple[np.ndarray, np.ndarray]:
+    """First and last non-zero row (pixel) of each column of a CSC matrix with sorted
+    indices (0 for empty columns)."""
+    has = np.diff(csc.indptr) > 0
+    first = np.zeros(csc.shape[1], int)
+    last = np.zeros(csc.shape[1], int)
+    first[has] = csc.indices[csc.indptr[:-1][has]]
+    last[has] = csc.indices[csc.indptr[1:][has] - 1]
+    return first, last
 
 
 def border_mask(ncol, ncont, nborder):

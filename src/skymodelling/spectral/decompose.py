@@ -662,9 +662,12 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         system.set_data(y - outer)
     named_idx = ncont + np.flatnonzero(names != "")
     gid = blend_groups(centres, cfg.blend_pixels)
+    # the members of each group (1, 2, ...) as design columns
+    counts = np.bincount(gid, minlength=1)
+    members = ncont + np.argsort(gid, kind="stable")[counts[0]:]
     coef, var, cov, gvar = system.solve(
         var=ncont + np.arange(nl), cov=np.concatenate([named_idx, np.arange(nband)]),
-        sums=[ncont + np.flatnonzero(gid == k) for k in range(1, gid.max(initial=0) + 1)])
+        sums=np.split(members, np.cumsum(counts[1:])[:-1]) if counts.size > 1 else [])
     nnamed = named_idx.size
     amp = coef[ncont:ncont + nl]
     cont = basis[:, nband:] @ coef[nband:ncont]
