@@ -19,8 +19,8 @@ put in the spec files' calibration as the simulator's spCFrame sky is (divided b
 point-source calibration factor at the exposure's SEEING50 and by the atmospheric
 transmission at its airmass: the pipeline calibrates the sky like a star above the
 atmosphere), and divided by the telluric absorption at BOSS resolution as the real
-pipeline's standard-star calibration does (:func:`star_telluric`; the simulator's own
-spFluxcalib does not yet include the telluric bands, docs/simulator.md), then resampled
+pipeline's standard-star calibration does (:func:`star_telluric`, the simulator's own
+spFluxcalib term, docs/simulator.md), then resampled
 onto the same grid with the same IVAR and mask (so the two are
 decomposed on the same pixels with the same weights).
 
@@ -131,28 +131,15 @@ def simulated_sky(e: SpecExposure) -> np.ndarray:
 
 def star_telluric(comps, e: SpecExposure, helio: float) -> np.ndarray:
     """The telluric absorption that the pipeline's flux calibration takes out of the spec
-    files' sky, on the native pixels of ``e``.
-
-    idlspec2d's spflux_v5 fits the ratio of each standard star's spectrum to its model with
-    a B-spline whose breakpoints (every 1.5 pixels of the stars' combined red spectra) follow
-    the O2 and H2O bands, which its masks exclude only from the choice of the stellar
-    model: the calibration vector carries the telluric absorption at the stars' airmass and
-    the instrument's resolution, and dividing by it corrects the sky (which crossed the same
-    atmosphere) on average. Modelled here as the simulator's telluric transmission at the
-    exposure's airmass (the stars are on the same plate) convolved with a Gaussian of the
-    exposure's median DISP; what the calibration cannot correct, the unresolved structure
-    of the bands and the lines that fall on or between absorption lines, stays in the sky.
-    """
-    from scipy.ndimage import gaussian_filter1d
-
+    files' sky, on the native pixels of ``e``: the simulator's calibration term
+    (:func:`skymodelling.simulate.camera.calibration_telluric`, the transmission at the
+    exposure's airmass through a Gaussian of the exposure's median DISP)."""
+    from skymodelling.simulate.camera import calibration_telluric
     from skymodelling.simulate.tree import MODEL_WAVE
 
-    if comps.telluric is None:
-        return np.ones_like(e.wave)
-    step = float(MODEL_WAVE[1] - MODEL_WAVE[0])
-    smooth = gaussian_filter1d(np.asarray(comps.telluric, float),
-                               float(np.median(e.disp)) / step, mode="nearest")
-    return np.interp(e.wave * helio, MODEL_WAVE, smooth)
+    dloglam = float(np.median(np.diff(e.loglam)))
+    sigma_pix = float(np.median(e.wdisp)) * 1e-4 / dloglam
+    return calibration_telluric(e.wave * helio, MODEL_WAVE, comps.telluric, sigma_pix, dloglam)
 
 
 # ---------------------------------------------------------------- measurements

@@ -56,6 +56,55 @@ def test_noiseless_flux_equals_truth(noiseless_tree, extracted_noiseless):
     assert np.percentile(errors, 99) < 0.01
 
 
+def test_telluric_ratio_recovers_band_ratio_under_smooth_differences():
+    from skymodelling.stages.extract import telluric_ratio
+
+    wave = np.linspace(5650.0, 10400.0, 4000)[None, :].repeat(3, axis=0) + np.arange(3)[:, None]
+    band = lambda depth: 1.0 - depth * (np.exp(-0.5 * ((wave - 7620.0) / 15.0) ** 2)   # noqa
+                                        + 0.8 * np.exp(-0.5 * ((wave - 9400.0) / 150.0) ** 2))
+    smooth_exp = 3.0 * (1.0 + 0.3 * (wave - 8000.0) / 5000.0)       # seeing, time, extinction
+    smooth_ref = 2.0 * (1.0 - 0.1 * (wave - 8000.0) / 5000.0)
+    ratio = smooth_exp * band(0.6) / (smooth_ref * band(0.4))
+    got = telluric_ratio(wave, ratio)
+    want = band(0.6) / band(0.4)
+    assert np.max(np.abs(got / want - 1)) < 0.01
+    assert np.all(got[(wave > 7740) & (wave < 7860)] == 1.0)    # outside every window
+    # unusable pixels and a window without pixels beyond its edge give 1
+    ratio[:, :50] = 0.0
+    cut = wave < 9000.0
+    got = telluric_ratio(np.where(cut, wave, np.nan), np.where(cut, ratio, np.nan))
+    assert np.all(got[:, :50] == 1.0) and np.all(got[~cut] == 1.0)
+
+
+def test_fixed_calibration_takes_the_exposures_telluric_bands(sim_tree, extracted, tmp_path):
+    """The fixed reference corrects its own night's bands; with telluric_from_exposure the
+    extracted sky follows the truth in the H2O band in exposures at another airmass."""
+    config = Config().replace("extract", telluric_from_exposure=False)
+    run_extract(sim_tree, tmp_path / "out", config)
+    with_term, without = open_dataset(extracted), open_dataset(tmp_path / "out")
+    ref_airmass = {}
+    for ds in (with_term,):
+        for i in range(len(ds)):
+            if int(ds.meta["IMG"][i]) == config.extract.reference_expid:
+                ref_airmass[str(ds.meta["CAMERA"][i])] = float(ds.meta["AIRMASS"][i])
+    bias = {"with": [], "without": []}
+    for name, ds in (("with", with_term), ("without", without)):
+        for i in range(len(ds)):
+            row = ds.meta[i]
+            cam = str(row["CAMERA"])
+            if cam[0] != "r" or abs(float(row["AIRMASS"]) - ref_airmass.get(cam, np.inf)) < 0.08:
+                continue
+            spec = ds.spectrum(i)
+            truth = _truth_row(sim_tree, row)
+            sky = np.interp(spec.WAVE, truth["WAVE"], truth["SKY"])
+            sel = spec.good & (spec.WAVE > 9150.0) & (spec.WAVE < 9550.0)
+            if sel.sum() > 100:
+                bias[name].append(np.median(spec.FLUX[sel] / sky[sel]) - 1.0)
+    assert len(bias["with"]) >= 20 and len(bias["with"]) == len(bias["without"])
+    assert abs(np.median(bias["with"])) < 0.005
+    assert np.median(np.abs(bias["without"])) > 3 * np.median(np.abs(bias["with"]))
+
+
 def test_fibre_mapping_both_spectrographs(sim_tree, extracted):
     ds = open_dataset(extracted)
     for plate_dir in sorted(sim_tree.glob("v5_7_0/*")):

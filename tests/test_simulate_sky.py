@@ -26,22 +26,51 @@ def test_sky_truth_lists_every_line_and_the_transmission(noiseless_tree):
     assert head["SKYMODEL"] == "independent" and head["SKYPWV"] > 0 and head["OHTROT"] > 0
 
 
-def test_camera_truth_continuum_shows_the_a_band_and_lines_conserve_flux(noiseless_tree):
+def test_calibration_carries_the_bands_and_the_truth_is_calibrated(noiseless_tree):
+    """The spFluxcalib vector carries the telluric bands, as real BOSS calibrations do (they
+    rise 2.6 x in the O2 A band), so the calibrated truth continuum runs smoothly across
+    the A band and the lines integrate to their fluxes divided by the smoothed bands."""
+    from skymodelling.io import paths
+    from skymodelling.io.spfluxcalib import read_spfluxcalib
+    from skymodelling.io.frames import read_spframe
+
     row, plate, expid = _first(noiseless_tree)
     truth = read_truth(noiseless_tree, plate, expid, "r1")
     wave = np.asarray(truth["WAVE"][0], dtype=float)
     cont = np.median(np.asarray(truth["CONT"], dtype=float), axis=0)
-    near = np.interp(7560.0, wave, cont)
-    assert np.interp(7615.0, wave, cont) < 0.85 * near     # O2 A inside the continuum
+    across = np.interp(7615.0, [7530.0, 7760.0], np.interp([7530.0, 7760.0], wave, cont))
+    assert np.interp(7615.0, wave, cont) == pytest.approx(across, rel=0.08)
+    folder = next(noiseless_tree.glob(f"v5_7_0/{plate:04d}"))
+    fibre = int(truth["FIBERID"][0]) - 1
+    calib, _ = read_spfluxcalib(paths.find_frame(folder, "spFluxcalib", "r1", expid),
+                                rows=[fibre])
+    frame = read_spframe(paths.find_frame(folder, "spFrame", "r1", expid), rows=[fibre])
+    cwave = 10.0 ** frame.loglam[0]
+    c = calib[0].astype(float)
+    c_across = np.interp(7610.0, [7530.0, 7760.0], np.interp([7530.0, 7760.0], cwave, c))
+    assert np.interp(7610.0, cwave, c) < 0.6 * c_across          # O2 A in the calibration
     sky = np.asarray(truth["SKY"], dtype=float)
     assert sky == pytest.approx(np.asarray(truth["CONT"]) + np.asarray(truth["LINES"]),
                                 rel=1e-5, abs=1e-6)
-    # LINES integrate to the listed line fluxes (exact and bulk-rendered lines alike)
-    lines = Table.read(sky_truth_path(noiseless_tree, plate, expid), hdu="LINES")
+    # LINES integrate to the listed line fluxes (exact and bulk-rendered lines alike) once
+    # multiplied back by the transmission smoothed to the resolution (a Gaussian of ~1.08
+    # pixels, computed here independently of the simulator)
+    path = sky_truth_path(noiseless_tree, plate, expid)
+    lines = Table.read(path, hdu="LINES")
+    tell = Table.read(path, hdu="TELLURIC")
+    tw, tt = np.asarray(tell["WAVE"], dtype=float), np.asarray(tell["TRANS"], dtype=float)
+    sigma_a = float(np.median(np.gradient(wave))) * 1.08
+    step = tw[1] - tw[0]
+    x = np.arange(-int(5 * sigma_a / step), int(5 * sigma_a / step) + 1) * step
+    kernel = np.exp(-0.5 * (x / sigma_a) ** 2)
+    smooth = np.convolve(np.pad(tt, x.size // 2, mode="edge"), kernel / kernel.sum(), "valid")
     helio = 1 + float(row["HELIO_RV"]) / 299792.458
-    lw = np.asarray(lines["WAVE"]) / helio
+    lw = np.asarray(lines["WAVE"], dtype=float) / helio
     inside = (lw > wave[100]) & (lw < wave[-100])
     want = np.sum(np.asarray(lines["FLUX"])[inside]) * np.pi * 1e17
     lin = np.median(np.asarray(truth["LINES"], dtype=float), axis=0)
-    got = np.sum((lin * np.gradient(wave))[100:-100])
+    lin_ground = lin * np.interp(wave * helio, tw, smooth)
+    got = np.sum((lin_ground * np.gradient(wave))[100:-100])
     assert got == pytest.approx(want, rel=0.02)
+    # and the calibrated lines are brighter than the absorbed ones (by ~9 % over the camera)
+    assert np.sum((lin * np.gradient(wave))[100:-100]) > 1.04 * want

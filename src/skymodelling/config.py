@@ -42,6 +42,13 @@ class ExtractConfig:
         Divide the reference calibration by the atmospheric transmission at the
         reference exposure's airmass, so that fluxes are the sky as it reaches
         the telescope rather than scaled by the reference's extinction.
+    telluric_from_exposure : bool
+        With ``fixed``: take the telluric bands of each exposure's own spFluxcalib
+        (:data:`~skymodelling.stages.extract.TELLURIC_WINDOWS`) instead of the
+        reference's. The BOSS calibration vectors carry the O2 and H2O bands at the
+        standard stars' airmass and water vapour, so a fixed reference corrects the
+        bands of its own night and leaves the difference in every other exposure;
+        this needs the exposures' spFluxcalib files (fetch then downloads them).
     mask_bits : tuple of str
         SPPIXMASK bits that mask a pixel.
     blue_range, red_range : tuple of float
@@ -53,6 +60,7 @@ class ExtractConfig:
     reference_expid: int = 114439
     diffuse_correction: float = 1.027356
     remove_reference_extinction: bool = True
+    telluric_from_exposure: bool = True
     mask_bits: tuple[str, ...] = DEFAULT_MASK_BITS
     blue_range: tuple[float, float] = (3650.0, 6350.0)
     red_range: tuple[float, float] = (5650.0, 10400.0)
@@ -78,6 +86,11 @@ class ExtractConfig:
         object.__setattr__(self, "mask_bits", tuple(self.mask_bits))
         object.__setattr__(self, "blue_range", tuple(float(v) for v in self.blue_range))
         object.__setattr__(self, "red_range", tuple(float(v) for v in self.red_range))
+
+    @property
+    def reads_exposure_calibration(self) -> bool:
+        """Whether extract reads every exposure's spFluxcalib."""
+        return self.calibration == "exposure" or self.telluric_from_exposure
 
     def wave_range(self, camera: str) -> tuple[float, float]:
         """The kept wavelength range of ``camera``."""

@@ -232,7 +232,8 @@ def frame_files(archive: Archive, spplate, run2d: str, plate: int,
                 config: Config, listing=None) -> list[RemoteFile]:
     """The per-exposure files extract reads for one spPlate (its EXPIDnn exposures).
 
-    spFrame and spCFrame always; spFluxcalib only with ``calibration="exposure"``.
+    spFrame and spCFrame always; spFluxcalib when extract reads it (``calibration="exposure"``,
+    or ``fixed`` with ``telluric_from_exposure``).
     When the EXPIDnn cards do not account for NEXP frames (IDL writes frames 100 and
     above on one ``EXPID**`` card: DR12 plate-MJDs with NEXP > 99), ``listing()``,
     the file names of the plate's folder on the archive, gives the spCFrames, which
@@ -255,7 +256,7 @@ def frame_files(archive: Archive, spplate, run2d: str, plate: int,
                     if names is not None else "only the listed ones are fetched")
         frames |= found
     products = ["spFrame", "spCFrame"]
-    if config.extract.calibration == "exposure":
+    if config.extract.reads_exposure_calibration:
         products.append("spFluxcalib")
     return [archive.frame_file(prod, run2d, plate, cam, expid)
             for cam, expid in sorted(frames) for prod in products]

@@ -10,7 +10,9 @@ The relations are the BOSS pipeline's (data-model notes, sections 2-4):
   flux-correction term near 1.
 * C is the point-source calibration of the exposure: the instrument
   conversion for diffuse light, times the atmospheric transmission at the
-  exposure's airmass, times an aperture factor
+  exposure's airmass, times the telluric O2 and H2O bands through the LSF
+  (:func:`calibration_telluric`, as the standard stars put them into real
+  calibrations), times an aperture factor
   ``kappa = f x L(seeing) / L(1.0")`` where ``L`` is the fraction of a point
   source inside the 2" fibre and ``f = 1.027356`` the original analysis's
   diffuse-light correction.  So the original recipe (a fixed good-seeing
@@ -79,6 +81,42 @@ def aperture_factor(seeing):
             / instrument.fiber_aperture_fraction(REFERENCE_SEEING))
 
 
+def calibration_telluric(wave_pix, sky_wave, sky_telluric, sigma_pix: float,
+                         dloglam_pix: float):
+    """The telluric transmission that the standard-star flux calibration carries.
+
+    idlspec2d's spflux_v5 fits the ratio of each standard star's spectrum to its model
+    with a B-spline whose breakpoints (every 1.5 pixels of the stars' red spectra) follow
+    the O2 and H2O bands: the real spFluxcalib vectors carry the bands at the instrument's
+    resolution (measured on the spec files of ../shared/realsky: the calibration of the
+    red camera rises 2.6 x in the O2 A band and 1.3-1.5 x over 9300-9700 A), so the
+    calibrated sky has them divided out. Modelled as the transmission at the exposure's
+    airmass (the stars are on the same plate) through the camera-mean LSF, exactly as the
+    continuum is (:func:`.bulk.smooth_on_pixels`): a smooth continuum that crossed the
+    bands comes out of the calibration unabsorbed, while the structure the LSF does not
+    resolve (lines on or between absorption lines) stays.
+
+    Parameters
+    ----------
+    wave_pix : ndarray
+        Topocentric wavelength (A) of every pixel, any shape.
+    sky_wave, sky_telluric : ndarray or None
+        The transmission on its (fine) grid; None gives 1.
+    sigma_pix, dloglam_pix : float
+        Camera-mean LSF sigma (native pixels) and native pixel width (log10).
+
+    Returns
+    -------
+    ndarray
+        Same shape as ``wave_pix``.
+    """
+    if sky_telluric is None:
+        return np.ones_like(np.asarray(wave_pix, dtype=float))
+    t, _ = bulk.smooth_on_pixels(wave_pix, sky_wave, np.asarray(sky_telluric, dtype=float),
+                                 np.zeros(0), np.zeros(0), sigma_pix, dloglam_pix)
+    return t
+
+
 def shifted_traceset(ts: TraceSet, dloglam: float) -> TraceSet:
     """The same traceset with every fibre's log10 wavelength shifted by ``dloglam``."""
     coeff = ts.coeff.copy()
@@ -89,7 +127,8 @@ def shifted_traceset(ts: TraceSet, dloglam: float) -> TraceSet:
 def render_camera(camera: str, design: PlateDesign, topo_traceset: TraceSet,
                   disp_traceset: TraceSet, *, sky_wave, sky_cont, line_wave, line_flux,
                   helio_rv: float, exptime: float, airmass: float, seeing: float,
-                  rng: np.random.Generator, noiseless: bool = False) -> CameraFrames:
+                  rng: np.random.Generator, noiseless: bool = False,
+                  sky_telluric=None) -> CameraFrames:
     """Simulate one camera of one exposure.
 
     Parameters
@@ -113,6 +152,10 @@ def render_camera(camera: str, design: PlateDesign, topo_traceset: TraceSet,
     rng : numpy.random.Generator
     noiseless : bool
         No photon/read noise and no unflagged cosmic rays.
+    sky_telluric : ndarray or None
+        Telluric transmission on ``sky_wave`` (already applied to ``sky_cont`` and
+        ``line_flux``). The calibration then corrects it as the standard stars' does
+        (:func:`calibration_telluric`), and the truth is in that calibration's units.
     """
     d = instrument.design(camera)
     npix = d.npix
@@ -149,14 +192,20 @@ def render_camera(camera: str, design: PlateDesign, topo_traceset: TraceSet,
     grad = (1.0 + 0.006 * gx + 0.004 * gy)[:, None]
     cont *= grad
     lines *= grad
+    # the standard stars' telluric correction, part of the calibration (1 without bands)
+    t_cal = calibration_telluric(wave_topo, sky_wave, sky_telluric, sigma_mean,
+                                 float(np.mean(dloglam)))
+    sky_ground = cont + lines
+    cont /= t_cal
+    lines /= t_cal
     sky_cal = cont + lines
 
     # ---- calibration and electrons
     # the instrument and the atmosphere act on the light's topocentric wavelength
     c_inst = instrument.calibration_vector(camera, wave_topo, exptime)
-    calib = (c_inst * aperture_factor(seeing) * transmission(wave_topo, airmass)
+    calib = (c_inst * aperture_factor(seeing) * transmission(wave_topo, airmass) * t_cal
              * d.calibrated(wave_topo))
-    sky_e = sky_cal * c_inst / r_factor
+    sky_e = sky_ground * c_inst / r_factor
     fiberid = rows_design + 1
     unplugged = np.isin(fiberid, design.unplugged)
     bad_sky = np.isin(fiberid, design.bad_sky)

@@ -362,7 +362,7 @@ def _simulate_exposure(task) -> _ExposureResult:
             cam, design, topo_ts, setup.disp_ts[cam], sky_wave=MODEL_WAVE, sky_cont=sky_cont,
             line_wave=line_wave, line_flux=line_flux, helio_rv=float(g["HELIO_RV"]),
             exptime=exp.exptime, airmass=float(g["AIRMASS"]), seeing=exp.seeing50, rng=rng,
-            noiseless=noiseless)
+            noiseless=noiseless, sky_telluric=comps.telluric)
         hdr = dict(exp_cards, **headers.camera_cards(cam, exp), **frames.header_extra)
         result.n_files += _write_camera(folder, cam, exp, design, frames, hdr)
         rows = frames.truth_rows

@@ -302,6 +302,84 @@ def _exposures_of(task: PlateTask, failures: _common.FailureLog):
     return sorted(set(exposures))
 
 
+def _exposure_calibration(task, camera, expid, rows, npix, hint="") -> np.ndarray:
+    """The exposure's own spFluxcalib C at ``rows`` (float64, the spFrame's pixels)."""
+    calib_path = paths.find_frame(task.folder, "spFluxcalib", camera, expid)
+    if calib_path is None:
+        raise BossFileError(task.folder / paths.spfluxcalib_name(camera, expid),
+                            "no such file" + hint)
+    calib, _ = read_spfluxcalib(calib_path, rows=rows)
+    if calib.shape[1] < npix:
+        raise BossFileError(calib_path, f"calibration has {calib.shape[1]} pixels, the "
+                            f"spFrame {npix}")
+    calib = calib[:, :npix].astype(np.float64)
+    if not np.any(np.isfinite(calib) & (calib > 0)):
+        raise BossFileError(calib_path, "calibration is zero or NaN everywhere")
+    return calib
+
+
+#: Vacuum wavelength windows (A) of the telluric O2 and H2O bands that the BOSS flux
+#: calibration carries: H2O 0.65 um, O2 B with H2O 0.72 um (adjacent: one window), O2 A,
+#: H2O 0.82 um, H2O 0.94 um.
+#: They enclose the bands of the real spFluxcalib vectors (the calibration of the spec
+#: files of plate 7338 departs from a smooth curve at 6860-6960, 7150-7350, 7590-7700,
+#: 8100-8400 and 8900-9900 A) and of the simulator's telluric model.
+TELLURIC_WINDOWS = ((6350.0, 6620.0), (6840.0, 7480.0), (7545.0, 7730.0), (7870.0, 8490.0),
+                    (8780.0, 10050.0))
+#: Width (A) of the band outside each window edge whose median fixes the baseline.
+TELLURIC_EDGE = 25.0
+
+
+def telluric_ratio(wave, ratio, windows=TELLURIC_WINDOWS, edge: float = TELLURIC_EDGE):
+    """The telluric part of the ratio of two calibration vectors, 1 outside the bands.
+
+    Within each of ``windows`` the ratio (one exposure's calibration over the
+    reference's, on the same pixels) is divided by the straight line between its
+    medians over ``edge`` A on either side: what is left is the ratio of the two
+    exposures' telluric transmissions at the calibration's resolution, while the
+    smooth parts (aperture losses, extinction, exposure time, throughput) cancel.
+    Windows without valid pixels on both sides, and unusable pixels (ratio not
+    finite or not positive), give 1.
+
+    Parameters
+    ----------
+    wave : ndarray (nrow, npix)
+        Wavelength of every pixel (A), increasing along each row.
+    ratio : ndarray (nrow, npix)
+
+    Returns
+    -------
+    ndarray (nrow, npix)
+
+    Examples
+    --------
+    >>> w = np.linspace(7400.0, 7800.0, 401)[None, :]
+    >>> band = np.where(np.abs(w - 7620.0) < 30.0, 0.5, 1.0)
+    >>> t = telluric_ratio(w, 2.0 * (1.0 + (w - 7600.0) / 1e4) * band)
+    >>> bool(np.allclose(t, band))
+    True
+    """
+    wave = np.asarray(wave, dtype=float)
+    ratio = np.asarray(ratio, dtype=float)
+    valid = np.isfinite(ratio) & (ratio > 0)
+    out = np.ones_like(ratio)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # rows with no pixels at an edge
+        for lo, hi in windows:
+            left = valid & (wave >= lo - edge) & (wave < lo)
+            right = valid & (wave > hi) & (wave <= hi + edge)
+            if not (left.any() and right.any()):
+                continue
+            q_lo = np.nanmedian(np.where(left, ratio, np.nan), axis=1, keepdims=True)
+            q_hi = np.nanmedian(np.where(right, ratio, np.nan), axis=1, keepdims=True)
+            w_lo = lo - 0.5 * edge
+            w_hi = hi + 0.5 * edge
+            base = q_lo + (q_hi - q_lo) * (wave - w_lo) / (w_hi - w_lo)
+            inside = valid & (wave >= lo) & (wave <= hi) & np.isfinite(base)
+            out = np.where(inside, ratio / np.where(inside, base, 1.0), out)
+    return out
+
+
 def _read_camera_exposure(task, camera, expid, config, refs):
     """Read and calibrate the sky fibres of one frame; returns a dict of arrays."""
     cfg = config.extract
@@ -353,19 +431,14 @@ def _read_camera_exposure(task, camera, expid, config, refs):
         helio = header_float(header, "HELIO_RV", missing=())
         wave_topo = wave * (1.0 + (helio if np.isfinite(helio) else 0.0) / C_KMS)
         calib = refs[camera].at(wave_topo, exptime)
+        if cfg.telluric_from_exposure:
+            own = _exposure_calibration(task, camera, expid, rows, npix,
+                                        "; or set extract.telluric_from_exposure false")
+            with np.errstate(divide="ignore", invalid="ignore"):   # C = 0 beyond its range
+                calib = calib * telluric_ratio(wave, own / calib)
         scale = cfg.diffuse_correction
     else:
-        calib_path = paths.find_frame(task.folder, "spFluxcalib", camera, expid)
-        if calib_path is None:
-            raise BossFileError(task.folder / paths.spfluxcalib_name(camera, expid),
-                                "no such file")
-        calib, _ = read_spfluxcalib(calib_path, rows=rows)
-        if calib.shape[1] < npix:
-            raise BossFileError(calib_path, f"calibration has {calib.shape[1]} pixels, the "
-                                f"spFrame {npix}")
-        calib = calib[:, :npix].astype(np.float64)
-        if not np.any(np.isfinite(calib) & (calib > 0)):
-            raise BossFileError(calib_path, "calibration is zero or NaN everywhere")
+        calib = _exposure_calibration(task, camera, expid, rows, npix)
         scale = 1.0
     flux, ivar, mask = calibrate_sky(
         images["flux"], images["sky"], images["ivar"], images["mask"] | cmask, dloglam,
