@@ -31,8 +31,8 @@ def test_calibration_carries_the_bands_and_the_truth_is_calibrated(noiseless_tre
     rise 2.6 x in the O2 A band), so the calibrated truth continuum runs smoothly across
     the A band and the lines integrate to their fluxes divided by the smoothed bands."""
     from skymodelling.io import paths
-    from skymodelling.io.spfluxcalib import read_spfluxcalib
     from skymodelling.io.frames import read_spframe
+    from skymodelling.io.spfluxcalib import read_spfluxcalib
 
     row, plate, expid = _first(noiseless_tree)
     truth = read_truth(noiseless_tree, plate, expid, "r1")
