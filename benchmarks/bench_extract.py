@@ -16,7 +16,8 @@ In one run it
    the first ``--original-frames`` camera-frames;
 4. times the bare read of the inputs ``extract`` reads (spFrame HDUs 0-6
    decompressed in memory as ``open_fits`` does, spCFrame HDU2 rows of the sky
-   fibres; separately the reference-calibration inputs);
+   fibres, the exposure's spFluxcalib rows (the default reads them for the telluric
+   bands); separately the reference-calibration inputs);
 5. measures the peak memory of ``extract_plate`` for one plate in a fresh
    subprocess (VmHWM; the reference calibration is loaded by the parent);
 6. compares the noiseless tree's extracted spectra with the truth, with the
@@ -114,6 +115,10 @@ def _bare_read_frames(frames) -> tuple[float, int]:
         with open_fits(paths.find_frame(folder, "spCFrame", camera, expid)) as hdul:
             cmask = np.asarray(hdul[2].section[rows, :npix])
         assert cmask.shape == (rows.size, npix)
+        if Config().extract.reads_exposure_calibration:   # the exposure's own spFluxcalib
+            with open_fits(paths.find_frame(folder, "spFluxcalib", camera, expid)) as hdul:
+                calib = np.asarray(hdul[0].section[rows, :npix])
+            assert calib.shape == (rows.size, npix)
         n += rows.size
     return time.perf_counter() - t0, n
 
@@ -519,7 +524,7 @@ are medians of {args.repeats} interleaved repeats; the original is timed once on
 | measurement | time (s) | spectra | spectra/s |
 |---|---|---|---|
 | our extract (`run_extract`, `Config()`, workers=1) | {t_ours:.2f} | {n_ours} | {rate_ours:.1f} |
-| bare read (spFrame HDUs 0-6 via `open_fits`, spCFrame HDU2 sky rows) | {t_bare:.2f} \
+| bare read (spFrame HDUs 0-6 via `open_fits`, spCFrame HDU2 and spFluxcalib sky rows) | {t_bare:.2f} \
 | {n_bare} | {rate_bare:.1f} |
 | reference-calibration inputs, bare read (once per run) | {t_ref:.2f} | - | - |
 | original algorithm (per-pixel Python mask decoding; {t_orig_io:.2f} s of it reading files) \
