@@ -524,7 +524,8 @@ are medians of {args.repeats} interleaved repeats; the original is timed once on
 | measurement | time (s) | spectra | spectra/s |
 |---|---|---|---|
 | our extract (`run_extract`, `Config()`, workers=1) | {t_ours:.2f} | {n_ours} | {rate_ours:.1f} |
-| bare read (spFrame HDUs 0-6 via `open_fits`, spCFrame HDU2 and spFluxcalib sky rows) | {t_bare:.2f} \
+| bare read (spFrame HDUs 0-6 via `open_fits`, spCFrame HDU2, spFluxcalib sky rows) \
+| {t_bare:.2f} \
 | {n_bare} | {rate_bare:.1f} |
 | reference-calibration inputs, bare read (once per run) | {t_ref:.2f} | - | - |
 | original algorithm (per-pixel Python mask decoding; {t_orig_io:.2f} s of it reading files) \

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 from astropy.table import Table
+from truth_helpers import smoothed_transmission
 
 from skymodelling import read_truth
 from skymodelling.simulate.truth import read_exposures, sky_truth_path
@@ -57,13 +58,8 @@ def test_calibration_carries_the_bands_and_the_truth_is_calibrated(noiseless_tre
     # pixels, computed here independently of the simulator)
     path = sky_truth_path(noiseless_tree, plate, expid)
     lines = Table.read(path, hdu="LINES")
-    tell = Table.read(path, hdu="TELLURIC")
-    tw, tt = np.asarray(tell["WAVE"], dtype=float), np.asarray(tell["TRANS"], dtype=float)
-    sigma_a = float(np.median(np.gradient(wave))) * 1.08
-    step = tw[1] - tw[0]
-    x = np.arange(-int(5 * sigma_a / step), int(5 * sigma_a / step) + 1) * step
-    kernel = np.exp(-0.5 * (x / sigma_a) ** 2)
-    smooth = np.convolve(np.pad(tt, x.size // 2, mode="edge"), kernel / kernel.sum(), "valid")
+    tw, smooth = smoothed_transmission(Table.read(path, hdu="TELLURIC"),
+                                       float(np.median(np.gradient(wave))) * 1.08)
     helio = 1 + float(row["HELIO_RV"]) / 299792.458
     lw = np.asarray(lines["WAVE"], dtype=float) / helio
     inside = (lw > wave[100]) & (lw < wave[-100])
