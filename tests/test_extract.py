@@ -322,6 +322,16 @@ def test_bad_calibration_in_exposure_mode(sim_tree, tmp_path):
     assert summary.n_failures == 2 == len(failures)
     assert {int(e) for e in failures["EXPID"]} == {e1, e2}
     assert any("zero or NaN" in r for r in failures["REASON"])
+    # the fixed calibration reads them too (the exposures' telluric bands), and says how not to
+    summary = run_extract(raw, tmp_path / "fixed", Config(), plates=[sp.plate])
+    failures = read_failures(tmp_path / "fixed")
+    assert summary.n_failures == 2 == len(failures)
+    missing = failures[failures["EXPID"] == e2][0]
+    assert paths.spfluxcalib_name("r2", e2)[:-3] in str(missing["FILE"])
+    assert "telluric_from_exposure" in str(missing["REASON"])
+    config = Config().replace("extract", telluric_from_exposure=False)
+    summary = run_extract(raw, tmp_path / "no-telluric", config, plates=[sp.plate])
+    assert summary.n_failures == 0
 
 
 def test_strict_stops_at_first_problem(sim_tree, tmp_path, capsys):
