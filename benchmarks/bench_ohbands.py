@@ -176,7 +176,9 @@ def main():
 
 NOTES = """\
 **Reading it** (2026-12-06): the calibration set gives 1.00 +- 0.02 for every group that the
-simulator's scales were measured on (they are its medians, docs/simulator.md); the held-out
+simulator's scales were measured on (they are its medians, docs/simulator.md; since
+2026-12-07 the twin's telluric division is the simulator's own calibration term, which moves
+them by <= 5 %: (3-0) 0.96, (8-4) 0.95, the rest 0.99-1.02, not recalibrated); the held-out
 nights are fainter, 0.56-1.04 (mostly 0.7-0.8), which is the night-to-night variation of
 the airglow (BOSS exposures of one field, 2014-2015) rather than a model error. Groups with
 a small simulated flux (OH bands below 4700 A, (5-0), (7-1), [NI]) are not constrained;
