@@ -334,9 +334,10 @@ def telluric_ratio(wave, ratio, windows=TELLURIC_WINDOWS, edge: float = TELLURIC
     """The telluric part of the ratio of two calibration vectors, 1 outside the bands.
 
     Within each of ``windows`` the ratio (one exposure's calibration over the
-    reference's, on the same pixels) is divided by the straight line between its
-    medians over ``edge`` A on either side: what is left is the ratio of the two
-    exposures' telluric transmissions at the calibration's resolution, while the
+    reference's, on the same pixels) is divided by the straight line through its
+    medians over ``edge`` A on either side (at the median wavelengths of those
+    pixels): what is left is the ratio of the two exposures' telluric transmissions
+    at the calibration's resolution, while the
     smooth parts (aperture losses, extinction, exposure time, throughput) cancel.
     Windows without valid pixels on both sides, and unusable pixels (ratio not
     finite or not positive), give 1.
@@ -372,8 +373,8 @@ def telluric_ratio(wave, ratio, windows=TELLURIC_WINDOWS, edge: float = TELLURIC
                 continue
             q_lo = np.nanmedian(np.where(left, ratio, np.nan), axis=1, keepdims=True)
             q_hi = np.nanmedian(np.where(right, ratio, np.nan), axis=1, keepdims=True)
-            w_lo = lo - 0.5 * edge
-            w_hi = hi + 0.5 * edge
+            w_lo = np.nanmedian(np.where(left, wave, np.nan), axis=1, keepdims=True)
+            w_hi = np.nanmedian(np.where(right, wave, np.nan), axis=1, keepdims=True)
             base = q_lo + (q_hi - q_lo) * (wave - w_lo) / (w_hi - w_lo)
             inside = valid & (wave >= lo) & (wave <= hi) & np.isfinite(base)
             out = np.where(inside, ratio / np.where(inside, base, 1.0), out)
