@@ -18,6 +18,12 @@ def machine() -> str:
             f"{os.cpu_count()} CPUs, {platform.machine()}")
 
 
+def realsky_dir() -> Path:
+    """The real spec files' folder: $SKYMODELLING_SHARED/realsky, else ../shared/realsky."""
+    return Path(os.environ.get("SKYMODELLING_SHARED",
+                               Path(__file__).resolve().parents[2] / "shared")) / "realsky"
+
+
 def update_section(name: str, body: str) -> None:
     """Replace (or append) the section ``## name`` of RESULTS.md with ``body``."""
     text = RESULTS.read_text() if RESULTS.exists() else HEADER

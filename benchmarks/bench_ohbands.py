@@ -31,12 +31,10 @@ one scale per band cannot describe).
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from pathlib import Path
 
 import numpy as np
-from _results import update_section
+from _results import realsky_dir, update_section
 from bench_realsky import C_KMS, exposure_conditions, star_telluric
 from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import lsq_linear
@@ -155,9 +153,7 @@ def report(acc, n_files, n_cal) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = Path(os.environ.get("SKYMODELLING_SHARED",
-                                  Path(__file__).resolve().parents[2] / "shared")) / "realsky"
-    parser.add_argument("--spec-dir", default=str(default))
+    parser.add_argument("--spec-dir", default=str(realsky_dir()))
     parser.add_argument("--calibrate", type=int, default=5,
                         help="the first N files form the calibration set")
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")

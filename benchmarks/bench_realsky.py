@@ -45,12 +45,10 @@ unless ``--no-write``.
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from pathlib import Path
 
 import numpy as np
-from _results import decompose_overrides, update_section
+from _results import decompose_overrides, realsky_dir, update_section
 from scipy.ndimage import percentile_filter
 from threadpoolctl import threadpool_limits
 
@@ -310,9 +308,7 @@ def report(acc, bins, nfiles) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = Path(os.environ.get("SKYMODELLING_SHARED",
-                                  Path(__file__).resolve().parents[2] / "shared")) / "realsky"
-    parser.add_argument("--spec-dir", default=str(default))
+    parser.add_argument("--spec-dir", default=str(realsky_dir()))
     parser.add_argument("--quick", action="store_true", help="2 files only")
     parser.add_argument("--files", type=int, default=None, help="only the first N files")
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")

@@ -21,7 +21,6 @@ C = 1 / calib is reference / exposure. RESULTS.md's section "telluric" is rewrit
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from skymodelling.io.specfile import find_specfiles, read_specfile
 from skymodelling.stages.extract import TELLURIC_WINDOWS, telluric_ratio
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import update_section  # noqa: E402
+from _results import realsky_dir, update_section  # noqa: E402
 
 BIN_A = 50.0
 NOTES = ("The largest pixels of 7870-8490 A (~15 % in most exposures, whatever the airmass) are "
@@ -101,9 +100,7 @@ def report(ref_name, ref_ext, ref_x, n, rows, outside) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = Path(os.environ.get("SKYMODELLING_SHARED",
-                                  Path(__file__).resolve().parents[2] / "shared")) / "realsky"
-    parser.add_argument("--spec-dir", default=str(default))
+    parser.add_argument("--spec-dir", default=str(realsky_dir()))
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     args = parser.parse_args()
     if not Path(args.spec_dir).is_dir():

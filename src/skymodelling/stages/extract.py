@@ -337,8 +337,8 @@ def telluric_ratio(wave, ratio, windows=TELLURIC_WINDOWS, edge: float = TELLURIC
     reference's, on the same pixels) is divided by the straight line through its
     medians over ``edge`` A on either side (at the median wavelengths of those
     pixels): what is left is the ratio of the two exposures' telluric transmissions
-    at the calibration's resolution, while the
-    smooth parts (aperture losses, extinction, exposure time, throughput) cancel.
+    at the calibration's resolution, while the smooth parts (aperture losses,
+    extinction, exposure time, throughput) cancel.
     Windows without valid pixels on both sides, and unusable pixels (ratio not
     finite or not positive), give 1.
 
