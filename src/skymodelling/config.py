@@ -344,6 +344,8 @@ class DecomposeConfig:
     solar_template: bool = True
     solar_kurucz: tuple = ("b",)
     template_knot_spacing: int = 200
+    nightglow: tuple = ()
+    nightglow_knot_spacing: int = 400
     disp_width: bool = True
 
     def __post_init__(self):
@@ -355,7 +357,7 @@ class DecomposeConfig:
         for name in ("knot_spacing", "iterations", "max_lines", "half_width", "fit_half_width",
                      "lsf_lines",
                      "smooth_pixels", "template_knot_spacing", "systematics_window",
-                     "band_knot_pixels"):
+                     "band_knot_pixels", "nightglow_knot_spacing"):
             object.__setattr__(self, name, int(getattr(self, name)))
         try:   # JSON gives lists: [["O2_0_1", 8605, 8705]]
             bands = tuple((str(n), float(lo), float(hi)) for n, lo, hi in self.bands)
@@ -374,6 +376,10 @@ class DecomposeConfig:
         if not set(kurucz) <= {"b", "r"}:
             raise SkyModellingError('solar_kurucz lists arms: "b", "r" or both')
         object.__setattr__(self, "solar_kurucz", kurucz)
+        glow = tuple(str(a) for a in self.nightglow)
+        if not set(glow) <= {"b", "r"}:
+            raise SkyModellingError('nightglow lists arms: "b", "r" or both')
+        object.__setattr__(self, "nightglow", glow)
         if not self.detect_sigma > 0 or not self.shift_sigma > 0:
             raise SkyModellingError("detect_sigma and shift_sigma must be positive")
         if self.iterations < 0 or self.max_lines < 1 or self.half_width < 5:

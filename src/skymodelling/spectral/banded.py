@@ -331,12 +331,18 @@ class _Normal:
             xvar[~isloc] = full[var[~isloc], var[~isloc] - nloc]
         xcov = np.zeros((cov.size, cov.size))
         if cov.size:
-            if np.any(cov >= nloc):
-                raise np.linalg.LinAlgError("covariance of border columns not supported")
-            cols = xall[:, 1 + nb:]
-            xcov = cols[cov]
+            # local-local from the unit right-hand sides (plus the border's correction);
+            # pairs with a border column from N^-1's border columns (``full``)
+            isl = cov < nloc
+            cl, cb = cov[isl], cov[~isl] - nloc
+            ll = xall[:, 1 + nb:][cl]
             if nb:
-                xcov = xcov + zb[cov] @ sinv @ zb[cov].T
+                ll = ll + zb[cl] @ sinv @ zb[cl].T
+            xcov[np.ix_(isl, isl)] = ll
+            if cb.size:
+                xcov[np.ix_(isl, ~isl)] = full[cl][:, cb]
+                xcov[np.ix_(~isl, isl)] = full[cl][:, cb].T
+                xcov[np.ix_(~isl, ~isl)] = sinv[np.ix_(cb, cb)]
         # g^T N^-1 g = g^T (local inverse) g + (zb^T g)^T S^-1 (zb^T g); the members of a
         # group (neighbouring columns) lie in one block or two adjacent ones
         gvar = np.zeros(ng)

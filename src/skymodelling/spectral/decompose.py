@@ -42,6 +42,9 @@ from .profile import DEFAULT_LSF, disp_width, fit_lsf, line_sigma
 
 log = logging.getLogger(__name__)
 
+#: Key of the nightglow template's flux in :attr:`Decomposition.bands`.
+NIGHTGLOW = "NIGHTGLOW"
+
 
 @functools.cache
 def _controller():
@@ -99,6 +102,8 @@ class Decomposition:
     # far better than its parts (their errors anti-correlate)
     group_err: np.ndarray = field(default_factory=lambda: np.zeros(0))
     # (nlines,) error of the summed flux of the line's group (flux_err for lines alone)
+    GLOW: np.ndarray | None = None
+    # (npix,) the nightglow template's part of LINES (None when not fitted)
 
     def group_flux(self) -> np.ndarray:
         """(nlines,) summed flux of each line's blend group (its own flux when alone)."""
@@ -203,17 +208,69 @@ def _continuum_basis(loglam, lo, hi, cfg, velocity=0.0, gaps=(), arm="b"
     return sp.hstack([basis, sp.diags(template) @ coarse]).tocsc(), coarse.shape[1]
 
 
-def _full_basis(loglam, lo, hi, cfg, velocity=0.0, arm="b"):
-    """The continuum basis preceded by the band components' columns.
+def nightglow_template(arm: str, wave) -> np.ndarray | None:
+    """The nightglow forest template of ``arm`` at the vacuum topocentric wavelengths
+    ``wave`` (linear interpolation; 0 outside the table), or None when none is bundled.
 
-    Returns (basis, nborder, nband, band_index, windows): the first ``nband`` columns are
-    the bands' (``band_index`` says which band), the last ``nborder`` the template's.
+    The table (``data/nightglow_forest.csv``, columns WAVE, B, R) is the faint emission
+    structure repeated in every exposure of real BOSS sky that our lines and continuum
+    leave in the residual (docs/decompose.md, "The nightglow forest"), in arbitrary units.
+    """
+    table = _nightglow_table()
+    if table is None or arm.upper() not in table.colnames:
+        return None
+    tw = np.asarray(table["WAVE"], dtype=float)
+    return np.interp(wave, tw, np.asarray(table[arm.upper()], dtype=float),
+                     left=0.0, right=0.0)
+
+
+@functools.lru_cache(maxsize=1)
+def _nightglow_table():
+    from importlib import resources
+
+    from astropy.table import Table
+
+    ref = resources.files("skymodelling.data") / "nightglow_forest.csv"
+    if not ref.is_file():
+        return None
+    with resources.as_file(ref) as path:
+        return Table.read(path, format="ascii.csv", comment="#")
+
+
+def _nightglow_basis(loglam, lo, hi, cfg, velocity=0.0, arm="b") -> sp.csc_matrix:
+    """The nightglow template times a coarse spline (knots every ``nightglow_knot_spacing``
+    pixels), at the topocentric wavelengths like the solar template; no columns when the
+    arm has none."""
+    npix = loglam.size
+    if arm not in cfg.nightglow:
+        return sp.csc_matrix((npix, 0))
+    topo = 10.0 ** loglam * (1.0 + velocity / C_KMS)
+    template = nightglow_template(arm, topo)
+    if template is None or not np.any(template[lo:hi + 1] > 0):
+        return sp.csc_matrix((npix, 0))
+    # the coarse spline's sparsity pattern, zeros of the template kept as stored zeros: the
+    # spectra of a camera then share the pattern (and its cached pair structure)
+    glow = _bspline_basis(npix, lo, hi, cfg.nightglow_knot_spacing).copy()
+    glow.data = glow.data * template[glow.indices]
+    return glow
+
+
+def _full_basis(loglam, lo, hi, cfg, velocity=0.0, arm="b"):
+    """The continuum basis preceded by the band components' columns and followed by the
+    nightglow template's.
+
+    Returns (basis, nborder, nband, band_index, windows, nglow): the first ``nband``
+    columns are the bands' (``band_index`` says which band), the last ``nborder`` the
+    templates' (wide columns, the border of the banded solve), of which the last
+    ``nglow`` are the nightglow template's (an airglow component: LINES, not CONT).
     """
     windows = _band_windows(loglam, lo, hi, cfg, velocity)
     cont, nborder = _continuum_basis(loglam, lo, hi, cfg, velocity,
                                      gaps=[(a, b) for _, a, b in windows], arm=arm)
     band, which = _band_basis(loglam.size, windows, cfg.band_knot_pixels)
-    return sp.hstack([band, cont]).tocsc(), nborder, band.shape[1], which, windows
+    glow = _nightglow_basis(loglam, lo, hi, cfg, velocity, arm)
+    return (sp.hstack([band, cont, glow]).tocsc(), nborder + glow.shape[1], band.shape[1],
+            which, windows, glow.shape[1])
 
 
 def _matched_snr(resid, w, sigma):
@@ -475,8 +532,8 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                              empty.astype(str), np.zeros((0, 0)), (np.nan,) * 3, np.nan, NOFIT)
     flag = 0
     gidx = np.flatnonzero(good)
-    basis, nborder, nband, band_of, windows = _full_basis(loglam, int(gidx[0]), int(gidx[-1]),
-                                                          cfg, velocity, arm)
+    basis, nborder, nband, band_of, windows, nglow = _full_basis(
+        loglam, int(gidx[0]), int(gidx[-1]), cfg, velocity, arm)
     ncont = basis.shape[1]
     cborder = _border(ncont, ncont, nborder)
 
@@ -665,21 +722,29 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     # the members of each group (1, 2, ...) as design columns
     counts = np.bincount(gid, minlength=1)
     members = ncont + np.argsort(gid, kind="stable")[counts[0]:]
+    glow_idx = np.arange(ncont - nglow, ncont)
     coef, var, cov, gvar = system.solve(
-        var=ncont + np.arange(nl), cov=np.concatenate([named_idx, np.arange(nband)]),
+        var=ncont + np.arange(nl),
+        cov=np.concatenate([named_idx, np.arange(nband), glow_idx]),
         sums=np.split(members, np.cumsum(counts[1:])[:-1]) if counts.size > 1 else [])
     nnamed = named_idx.size
     amp = coef[ncont:ncont + nl]
-    cont = basis[:, nband:] @ coef[nband:ncont]
+    cont = basis[:, nband:ncont - nglow] @ coef[nband:ncont - nglow]
     band = basis[:, :nband] @ coef[:nband]
-    lines = cols @ coef[ncont:] + outer + band
+    glow = basis[:, ncont - nglow:ncont] @ coef[ncont - nglow:ncont]
+    lines = cols @ coef[ncont:] + outer + band + glow
     # band fluxes: integrals of their components, errors from the coefficients' covariance
     integral = np.asarray(basis[:, :nband].T @ dlam).ravel()
-    bcov = cov[nnamed:, nnamed:]
+    bcov = cov[nnamed:nnamed + nband, nnamed:nnamed + nband]
     bands = {}
     for k, (bname, _, _) in enumerate(windows):
         g = np.where(band_of == k, integral, 0.0)
         bands[bname] = (float(g @ coef[:nband]), float(np.sqrt(max(g @ bcov @ g, 0.0))))
+    if nglow:
+        g = np.asarray(basis[:, ncont - nglow:ncont].T @ dlam).ravel()
+        gcov = cov[nnamed + nband:, nnamed + nband:]
+        bands[NIGHTGLOW] = (float(g @ coef[ncont - nglow:ncont]),
+                            float(np.sqrt(max(g @ gcov @ g, 0.0))))
     cov = cov[:nnamed, :nnamed]
     model = cont + lines
     ncol = coef.size
@@ -704,10 +769,11 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         flux_err=np.sqrt(np.maximum(var, 0.0))[order], found=found[order],
         name=names[order].astype(str), named_cov=cov[np.ix_(nord, nord)],
         lsf=tuple(float(v) for v in lsf), rchi2=rchi2, flag=flag, bands=bands,
-        group=gid[order], group_err=group_err[order])
+        group=gid[order], group_err=group_err[order],
+        GLOW=np.where(span, glow, 0.0) if nglow else None)
 
 
 __all__ = ["decompose_spectrum", "fit_profile", "blend_groups", "fit_lsf", "line_sigma",
-           "disp_width",
+           "disp_width", "nightglow_template", "NIGHTGLOW",
            "Decomposition", "NOFIT",
            "LSF_DEFAULT", "HIGHCHI2", "MANYLINES", "DEFAULT_LSF"]

@@ -31,6 +31,7 @@ from ..io.products import FLUX_UNIT, table_hdu
 from ..spectral.decompose import (
     DEFAULT_LSF,
     LSF_DEFAULT,
+    NIGHTGLOW,
     NOFIT,
     decompose_spectrum,
     disp_width,
@@ -179,7 +180,8 @@ def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
             images[cam] = {k: np.array([getattr(r, k) for r in results])
                            for k in ("CONT", "LINES", "CONT_SMOOTH")}
             for r, res in zip(sel, results, strict=True):
-                row = _result_row(meta, r, KEY_COLUMNS, res, names, config.decompose.bands)
+                row = _result_row(meta, r, KEY_COLUMNS, res, names,
+                                  band_names(config.decompose))
                 rows.append(row)
                 if res.flag & NOFIT:
                     reason = "too few good pixels: not decomposed"
@@ -210,10 +212,16 @@ def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
     return table, lines, images, grids
 
 
+def band_names(cfg) -> list[str]:
+    """Names of the emission components with a flux column: the configured bands, then the
+    nightglow template's (``NIGHTGLOW``) when any arm fits it."""
+    return [name for name, _, _ in cfg.bands] + ([NIGHTGLOW] if cfg.nightglow else [])
+
+
 def _result_row(meta: Table, r: int, keys, res, names, bands=()) -> dict:
-    """One row of the output table: the keys of ``meta`` row ``r`` and the fit ``res``;
-    ``bands`` (the configured (name, lo, hi)): their group fluxes, NaN where the camera
-    does not cover them."""
+    """One output row: ``keys`` from ``meta`` row ``r``, fit quality, line fluxes, and the
+    group fluxes of the emission components ``bands`` (:func:`band_names`), NaN where the
+    camera does not cover them or does not fit them."""
     row = {k: meta[k][r] for k in keys}
     s1, s2 = (res.lsf[3], res.lsf[4]) if len(res.lsf) > 3 else (0.0, 0.0)
     if not np.isfinite(res.lsf[0]):
@@ -224,7 +232,7 @@ def _result_row(meta: Table, r: int, keys, res, names, bands=()) -> dict:
     for name, parts in names.items():
         f, e = res.named_flux(parts)
         row[f"{name}_FLUX"], row[f"{name}_FLUX_ERR"] = f, e
-    for name, _, _ in bands:
+    for name in bands:
         f, e = res.bands.get(name, (np.nan, np.nan))
         row[f"{name}_FLUX"], row[f"{name}_FLUX_ERR"] = f, e
     return row
@@ -312,7 +320,7 @@ def decompose_fibres_file(path: Path, config: Config, mean_path: Path | None = N
             for r, er, res in zip(sel, erows, results, strict=True):
                 image["CONT"][er], image["LINES"][er] = res.CONT, res.LINES
                 rows[r] = _result_row(meta, r, FIBRE_KEY_COLUMNS, res, names,
-                                      config.decompose.bands)
+                                      band_names(config.decompose))
             images[cam] = image
     table = Table(rows=rows, names=list(rows[0])) if rows else Table()
     return table, images, {arm: 10.0 ** g for arm, g in grids.items()}
