@@ -51,11 +51,10 @@ from scipy.ndimage import binary_erosion, minimum_filter1d, uniform_filter1d
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import realsky_dir, update_section  # noqa: E402
+from _results import decompose_overrides, realsky_dir, update_section  # noqa: E402
 from bench_realsky import BIN_A, spectrum_metrics  # noqa: E402
 
 from skymodelling import __version__  # noqa: E402
-from skymodelling.config import Config  # noqa: E402
 from skymodelling.io.specfile import find_specfiles, read_specfile  # noqa: E402
 from skymodelling.spectral import decompose as dec  # noqa: E402
 from skymodelling.spectral.decompose import NIGHTGLOW, NOFIT  # noqa: E402
@@ -281,11 +280,13 @@ def main():
     parser.add_argument("--write-template", action="store_true",
                         help="build the template from all files and write the bundled table")
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    parser.add_argument("--set", action="append", metavar="NAME=JSON",
+                        help="change a decompose setting (experiments; RESULTS.md not written)")
     args = parser.parse_args()
     files = find_specfiles(args.spec_dir)
     if not files:
         raise SystemExit(f"{args.spec_dir}: no spec files")
-    config = Config()
+    config = decompose_overrides(args.set)
     dec.nightglow_template = TEMPLATES       # the templates of this script, not the bundled
     t0 = time.perf_counter()
     with threadpool_limits(limits=1):
@@ -297,7 +298,7 @@ def main():
     body = report(cv)
     print(body)
     print(f"\n(total {time.perf_counter() - t0:.0f} s)")
-    if not args.no_write:
+    if not (args.no_write or args.set):
         update_section("nightglow", body + "\n\n" + NOTES)
 
 

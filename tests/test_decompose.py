@@ -623,3 +623,71 @@ def test_blended_lines_are_reported_as_a_group_with_the_error_of_their_sum():
     assert np.std(sums) / np.median(errs) == pytest.approx(1.0, abs=0.3)
     # far better measured than the quadrature sum of its parts' errors would say
     assert np.median(errs) < 0.5 * np.median(part_errs)
+
+
+def _forest(rng, npix=NPIX):
+    """A synthetic emission forest: 150 narrow features (sigma 1-4 pixels) of random
+    strengths, >= 0, in the template's units (its own scale)."""
+    u = np.arange(npix, dtype=float)
+    pos = rng.uniform(20, npix - 20, 150)
+    width = rng.uniform(1.0, 4.0, pos.size)
+    amp = rng.uniform(0.2, 1.0, pos.size)
+    return np.sum(amp[:, None] * np.exp(-0.5 * ((u[None] - pos[:, None]) / width[:, None]) ** 2),
+                  axis=0)
+
+
+def test_the_nightglow_template_goes_to_lines_with_the_error_of_its_flux(monkeypatch):
+    # a spectrum with a faint emission forest (the template's shape times a slowly varying
+    # amplitude) on a smooth continuum with lines: with the template the forest is LINES
+    # (GLOW), its flux in bands["NIGHTGLOW"] with an error that describes its scatter over
+    # noise draws, and the continuum follows the truth; without it the forest stays in the
+    # data - model residual and pulls the continuum up
+    from skymodelling.spectral import decompose as dec
+
+    rng = np.random.default_rng(23)
+    shape = _forest(rng)
+    wave = 10 ** LOGLAM
+    monkeypatch.setattr(dec, "nightglow_template",
+                        lambda arm, w: np.interp(w, wave, shape) if arm == "b" else None)
+    amplitude = 0.4 * (1.0 + 0.3 * np.arange(NPIX) / NPIX)
+    forest = amplitude * shape
+    truth_flux = float(np.sum(forest * DLAM))
+    cont = _continuum()
+    truth = cont + forest + _lines([500.0, 1200.0, 1700.0], [300.0, 200.0, 250.0])
+    cfg = DecomposeConfig(solar_template=False, nightglow=("b",))
+    fluxes, errs = [], []
+    for _ in range(25):
+        flux, ivar = _noisy(truth, rng)
+        d = decompose_spectrum(LOGLAM, flux, ivar, arm="b", lsf=LSF, config=cfg)
+        assert d.GLOW is not None and d.GLOW.shape == d.LINES.shape
+        f, e = d.bands["NIGHTGLOW"]
+        fluxes.append(f)
+        errs.append(e)
+    inner = slice(100, NPIX - 100)
+    assert np.median(np.abs(d.CONT[inner] / cont[inner] - 1)) < 0.01
+    assert np.median(np.abs(d.GLOW[inner] - forest[inner])) < 0.1 * np.max(forest)
+    fluxes = np.array(fluxes)
+    assert abs(np.mean(fluxes) / truth_flux - 1) < 0.02
+    assert np.std(fluxes) / np.median(errs) == pytest.approx(1.0, abs=0.35)
+    # without the template: no GLOW, no NIGHTGLOW flux, the continuum biased up
+    off = decompose_spectrum(LOGLAM, flux, ivar, arm="b", lsf=LSF,
+                             config=DecomposeConfig(solar_template=False))
+    assert off.GLOW is None and "NIGHTGLOW" not in off.bands
+    assert np.median(off.CONT[inner] / cont[inner] - 1) > 0.02    # measured: +2.9 %
+    assert off.rchi2 > 1.5 * d.rchi2
+    # an arm without a template column fits none
+    red = decompose_spectrum(LOGLAM, flux, ivar, arm="r", lsf=LSF,
+                             config=DecomposeConfig(solar_template=False, nightglow=("r",)))
+    assert red.GLOW is None and "NIGHTGLOW" not in red.bands
+
+
+def test_the_bundled_nightglow_template_covers_both_arms():
+    from skymodelling.spectral.decompose import nightglow_template
+
+    for arm, (lo, hi) in {"b": (3700.0, 6200.0), "r": (6000.0, 10100.0)}.items():
+        wave = np.linspace(lo, hi, 5000)
+        t = nightglow_template(arm, wave)
+        assert t is not None and np.all(t >= 0) and np.mean(t > 0) > 0.3
+    # zero outside the table and where the O2 (0-1) band is its own component
+    assert nightglow_template("b", np.array([2000.0, 12000.0])).tolist() == [0.0, 0.0]
+    assert np.all(nightglow_template("r", np.linspace(8610.0, 8700.0, 50)) == 0.0)

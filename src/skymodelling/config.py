@@ -344,8 +344,8 @@ class DecomposeConfig:
     solar_template: bool = True
     solar_kurucz: tuple = ("b",)
     template_knot_spacing: int = 200
-    nightglow: tuple = ()
-    nightglow_knot_spacing: int = 400
+    nightglow: tuple = ("b", "r")
+    nightglow_knot_spacing: int = 2000
     disp_width: bool = True
 
     def __post_init__(self):

@@ -238,7 +238,7 @@ def _nightglow_table():
 
 
 def _nightglow_basis(loglam, lo, hi, cfg, velocity=0.0, arm="b") -> sp.csc_matrix:
-    """The nightglow template times a coarse spline (knots every ``nightglow_knot_spacing``
+    """The nightglow template times a linear spline (knots every ~``nightglow_knot_spacing``
     pixels), at the topocentric wavelengths like the solar template; no columns when the
     arm has none."""
     npix = loglam.size
@@ -248,11 +248,27 @@ def _nightglow_basis(loglam, lo, hi, cfg, velocity=0.0, arm="b") -> sp.csc_matri
     template = nightglow_template(arm, topo)
     if template is None or not np.any(template[lo:hi + 1] > 0):
         return sp.csc_matrix((npix, 0))
-    # the coarse spline's sparsity pattern, zeros of the template kept as stored zeros: the
+    # the amplitude's sparsity pattern, zeros of the template kept as stored zeros: the
     # spectra of a camera then share the pattern (and its cached pair structure)
-    glow = _bspline_basis(npix, lo, hi, cfg.nightglow_knot_spacing).copy()
+    glow = _hat_cached(npix, lo, hi, cfg.nightglow_knot_spacing).copy()
     glow.data = glow.data * template[glow.indices]
     return glow
+
+
+@functools.lru_cache(maxsize=8)
+def _hat_cached(npix: int, lo: int, hi: int, spacing: int) -> sp.csc_matrix:
+    """Linear B-splines (hat functions) on pixels ``lo..hi`` with knots at ``lo``, ``hi``
+    and every ``spacing`` pixels between (at least one interval): two non-zeros per pixel,
+    zero outside."""
+    n = max(1, int(round((hi - lo) / spacing)))
+    knots = np.linspace(lo, hi, n + 1)
+    u = np.arange(lo, hi + 1, dtype=float)
+    k = np.minimum(np.searchsorted(knots, u, side="right") - 1, n - 1)
+    frac = (u - knots[k]) / (knots[k + 1] - knots[k])
+    rows = np.concatenate([u, u]).astype(int)
+    cols = np.concatenate([k, k + 1])
+    vals = np.concatenate([1.0 - frac, frac])
+    return sp.csc_matrix((vals, (rows, cols)), shape=(npix, n + 1))
 
 
 def _full_basis(loglam, lo, hi, cfg, velocity=0.0, arm="b"):
@@ -540,10 +556,13 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     # first continuum: spline fit with pixels far above it (lines) given no weight
     wc = w.copy()
     adaptive = arm in cfg.adaptive_clip
-    passes = Reweighted(basis, cborder)
+    # (without the nightglow template: its amplitude is set by the faint features that
+    # the clipping decides about; it joins in the fits with lines below)
+    first = basis[:, :ncont - nglow] if nglow else basis
+    passes = Reweighted(first, cborder[:ncont - nglow])
     for npass in range(6):
         coef = passes.system(y, wc).solve()[0]
-        cont = basis @ coef
+        cont = first @ coef
         z = (y - cont) * np.sqrt(w)
         # (the first pass clips at 2.5: an unclipped fit is pulled up by the lines, and
         # its residual scale says nothing about the continuum model)
