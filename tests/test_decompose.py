@@ -559,7 +559,7 @@ def test_unresolved_band_is_its_own_component_with_its_flux():
     assert abs(flux / fl.sum() - 1) < 0.02 and err > 0
     assert not np.any((d.centre > up.min() - 1) & (d.centre < up.max() + 1))
     off = decompose_spectrum(loglam, cont + lines, ivar, arm="r", lsf=lsf,
-                             config=DecomposeConfig(bands=()))
+                             config=DecomposeConfig(bands=(), nightglow=()))
     assert off.bands == {}
     assert np.median(np.abs(off.CONT[inside] / cont[inside] - 1)) > 0.05
 
@@ -671,7 +671,7 @@ def test_the_nightglow_template_goes_to_lines_with_the_error_of_its_flux(monkeyp
     assert np.std(fluxes) / np.median(errs) == pytest.approx(1.0, abs=0.35)
     # without the template: no GLOW, no NIGHTGLOW flux, the continuum biased up
     off = decompose_spectrum(LOGLAM, flux, ivar, arm="b", lsf=LSF,
-                             config=DecomposeConfig(solar_template=False))
+                             config=DecomposeConfig(solar_template=False, nightglow=()))
     assert off.GLOW is None and "NIGHTGLOW" not in off.bands
     assert np.median(off.CONT[inner] / cont[inner] - 1) > 0.02    # measured: +2.9 %
     assert off.rchi2 > 1.5 * d.rchi2
