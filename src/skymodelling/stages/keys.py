@@ -48,7 +48,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "enrich": ("leinert1998_table17.csv", "isl_vs_galactic_latitude.csv"),
     "lines": (),
     "mean": (),
-    "decompose": ("solar_spectrum.csv", "solar_kurucz.csv"),
+    "decompose": ("solar_spectrum.csv", "solar_kurucz.csv", "nightglow_forest.csv"),
     "merge": (),
 }
 
