@@ -308,6 +308,16 @@ class DecomposeConfig:
         unnamed line is searched for there. The band's flux is reported as a group.
     band_knot_pixels : int
         Knot spacing of the band components (pixels).
+    nightglow : tuple of {"b", "r"}
+        Arms that fit the bundled nightglow template (``data/nightglow_forest.csv``, the
+        faint emission forest of real BOSS sky: O2 Herzberg / Chamberlain bands in the blue,
+        unresolved faint OH in the red; made by benchmarks/bench_nightglow.py) times a linear
+        amplitude, as an airglow component of LINES with its flux ``NIGHTGLOW_FLUX``. On
+        real sky, nights not used for the template: |data - model| / data 6.4 -> 2.9-3.4 %
+        (blue), 6.8-7.0 -> 4.3-4.9 % (red) (docs/decompose.md). () fits none.
+    nightglow_knot_spacing : int
+        Pixels between the knots of the template's linear amplitude (about; at least one
+        interval per camera).
     smooth_pixels : int
         Width of the running median giving CONT_SMOOTH.
     disp_width : bool
