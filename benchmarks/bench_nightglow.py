@@ -44,6 +44,7 @@ import argparse
 import dataclasses
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,13 @@ def fit(blocks, config, glow: bool):
     return out
 
 
+def _column_median(rows) -> np.ndarray:
+    """Median over rows of each column, NaN ignored (NaN where a column has none)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN columns
+        return np.nanmedian(np.array(rows, dtype=float), axis=0)
+
+
 def stack(fits, bands=()) -> np.ndarray:
     """Step 2-3 of the module's recipe on the fits of one arm; 0 within the emission
     ``bands`` ((name, lo, hi) Angstrom), which are components of their own."""
@@ -137,16 +145,13 @@ def stack(fits, bands=()) -> np.ndarray:
             idx = np.flatnonzero(iv > 0)
             good[:idx[0] + EDGE_PIXELS] = good[max(idx[-1] - EDGE_PIXELS, 0):] = False
             snr = r.flux / np.where(r.flux_err > 0, r.flux_err, np.inf)
-            pix = np.arange(wave.size)
-            for c in r.centre[(snr > LINE_SNR) | (r.name != "")]:
-                good &= np.abs(pix - c) > LINE_PIXELS
+            centres = r.centre[(snr > LINE_SNR) | (r.name != "")]
+            if centres.size:
+                nearest = np.abs(np.arange(wave.size)[:, None] - np.sort(centres)[None, :])
+                good &= nearest.min(axis=1) > LINE_PIXELS
             rows.append(np.interp(TEMPLATE_LOGLAM, np.log10(wave * (1.0 + v / C_KMS)),
                                   np.where(good, x, np.nan), left=np.nan, right=np.nan))
-    with np.errstate(all="ignore"):
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(np.array(rows), axis=0)
+    med = _column_median(rows)
     seen = np.isfinite(med)
     med = np.where(seen, med, 0.0)
     base = uniform_filter1d(minimum_filter1d(med, ENVELOPE), ENVELOPE)
@@ -190,11 +195,7 @@ def measure(fits, arm):
             rchi2.append(r.rchi2)
             cont.append(float(np.sum(r.CONT)))
             glow.append(r.bands.get(NIGHTGLOW, (0.0, 0.0))[0])
-    with np.errstate(all="ignore"):
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            per_bin = np.nanmedian(np.array(rel), axis=0)
+    per_bin = _column_median(rel)
     return {"bins": bins, "rel": per_bin, "relall": float(np.median(relall)),
             "rchi2": float(np.median(rchi2)), "cont": np.array(cont), "glow": np.array(glow),
             "ms": 1e3 * seconds / max(n, 1), "n": n}

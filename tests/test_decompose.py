@@ -362,7 +362,8 @@ def test_stage_writes_the_documented_file_and_skips_when_complete(mean_out):
             for kind in ("CONT", "LINES", "CONT_SMOOTH"):
                 assert hdul[f"{cam.upper()}_{kind}"].data.shape[0] == n
     for col in ("PLATE", "MJD", "IMG", "CAMERA", "ROW", "RCHI2", "FLAG", "LSF_SIGMA",
-                "OI5577_FLUX", "OI5577_FLUX_ERR", "NAD_FLUX"):
+                "OI5577_FLUX", "OI5577_FLUX_ERR", "NAD_FLUX", "NIGHTGLOW_FLUX",
+                "NIGHTGLOW_FLUX_ERR"):
         assert col in meta.colnames
     assert len(lines) > 0 and lines["FOUND"].any()
     # blend groups: each group's flux is the sum of its members', in every member's row

@@ -10,5 +10,8 @@
                                   rms-solar package; ``tools/make_kurucz_solar.py``)
 ``leinert1998_table17.csv``       zodiacal light vs helio-ecliptic position (Leinert et al. 1998)
 ``isl_vs_galactic_latitude.csv``  integrated starlight vs galactic latitude
+``nightglow_forest.csv``          decompose's nightglow template: the faint emission forest of
+                                  real BOSS sky (SDSS spec files of plate 7338;
+                                  ``benchmarks/bench_nightglow.py``)
 ================================  =====================================================
 """

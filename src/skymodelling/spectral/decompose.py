@@ -210,31 +210,29 @@ def _continuum_basis(loglam, lo, hi, cfg, velocity=0.0, gaps=(), arm="b"
 
 def nightglow_template(arm: str, wave) -> np.ndarray | None:
     """The nightglow forest template of ``arm`` at the vacuum topocentric wavelengths
-    ``wave`` (linear interpolation; 0 outside the table), or None when none is bundled.
+    ``wave`` (linear interpolation; 0 outside the table), or None for an arm without one.
 
     The table (``data/nightglow_forest.csv``, columns WAVE, B, R) is the faint emission
     structure repeated in every exposure of real BOSS sky that our lines and continuum
     leave in the residual (docs/decompose.md, "The nightglow forest"), in arbitrary units.
     """
     table = _nightglow_table()
-    if table is None or arm.upper() not in table.colnames:
+    column = table.get(arm.upper())
+    if column is None:
         return None
-    tw = np.asarray(table["WAVE"], dtype=float)
-    return np.interp(wave, tw, np.asarray(table[arm.upper()], dtype=float),
-                     left=0.0, right=0.0)
+    return np.interp(wave, table["WAVE"], column, left=0.0, right=0.0)
 
 
 @functools.lru_cache(maxsize=1)
-def _nightglow_table():
+def _nightglow_table() -> dict[str, np.ndarray]:
+    """The bundled template's columns (comment lines, a header line, then the values)."""
     from importlib import resources
 
-    from astropy.table import Table
-
-    ref = resources.files("skymodelling.data") / "nightglow_forest.csv"
-    if not ref.is_file():
-        return None
-    with resources.as_file(ref) as path:
-        return Table.read(path, format="ascii.csv", comment="#")
+    path = resources.files("skymodelling.data").joinpath("nightglow_forest.csv")
+    with path.open("r") as fh:
+        rows = [line for line in fh if not line.startswith("#")]
+    data = np.loadtxt(rows[1:], delimiter=",", ndmin=2)
+    return {name: data[:, k] for k, name in enumerate(rows[0].strip().split(","))}
 
 
 def _nightglow_basis(loglam, lo, hi, cfg, velocity=0.0, arm="b") -> sp.csc_matrix:
