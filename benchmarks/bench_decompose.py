@@ -60,6 +60,7 @@ from skymodelling.spectral.resample import loglam_edges, resample_flux
 from skymodelling.stages.decompose import (
     _fibre_disp,
     _rescaled,
+    fibre_natives,
     mean_profiles,
     named_lines,
     width_curves,
@@ -193,18 +194,21 @@ def _measure_fibres(raw, out, cfg):
                 nsel = named[np.asarray(named["CAMERA"]).astype(str) == cam[0]]
                 # each fibre's own DISP shapes its width, as the stage does
                 lsf, lsf_curve = profiles.get(cam, (None, None))
-                curves = width_curves(loglam, _fibre_disp(
-                    hdul[f"{cam.upper()}_WAVE"].data[rows].astype(float),
-                    hdul[f"{cam.upper()}_DISP"].data[rows].astype(float), loglam), cfg)
+                wave = hdul[f"{cam.upper()}_WAVE"].data[rows].astype(float)
+                disp = hdul[f"{cam.upper()}_DISP"].data[rows].astype(float)
+                curves = width_curves(loglam, _fibre_disp(wave, disp, loglam), cfg)
                 if lsf_curve is None:
                     curves = [None] * len(rows)
+                # each fibre's lines as its resampling made them (native_pixels)
+                lsf, natives = fibre_natives(lsf, wave, disp, cfg)
+                natives = natives or [None] * len(rows)
                 for j, i in enumerate(sel):
                     t0 = time.perf_counter()
                     d = decompose_spectrum(loglam, flux[j], ivar[j], arm=cam[0],
                                            config=cfg.decompose, named=nsel,
                                            lsf=_rescaled(lsf, curves[j], lsf_curve),
                                            velocity=float(meta["HELIO_RV"][i]),
-                                           width_curve=curves[j])
+                                           width_curve=curves[j], native_wave=natives[j])
                     ms = (time.perf_counter() - t0) * 1e3
                     if d.flag & 1:
                         continue

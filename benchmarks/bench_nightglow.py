@@ -89,7 +89,8 @@ def load(files, config):
                         "flux": np.array([g["FLUX"] for g in on], float),
                         "ivar": np.array([g["IVAR"] for g in on], float),
                         "disp": np.array([g["DISP"] for g in on], float),
-                        "vel": np.array([float(e.header.get("HELIO_RV", 0.0)) for e in exps])})
+                        "vel": np.array([float(e.header.get("HELIO_RV", 0.0)) for e in exps]),
+                        "native": [e.wave for e in exps]})
     return out
 
 
@@ -119,7 +120,8 @@ def fit(blocks, config, glow: bool):
     for b in blocks:
         t0 = time.perf_counter()
         res = decompose_block(b["loglam"], b["flux"], b["ivar"], b["arm"], cfg, named,
-                              b["vel"], curves=width_curves(b["loglam"], b["disp"], cfg))
+                              b["vel"], curves=width_curves(b["loglam"], b["disp"], cfg),
+                              native_waves=b["native"])
         out.append((b, res, time.perf_counter() - t0))
     return out
 

@@ -207,7 +207,8 @@ def run(files, config):
                 disp = np.array([g["DISP"] for g in on_grid], dtype=float)
                 t0 = time.perf_counter()
                 results = decompose_block(loglam, flux, ivar, arm, config, named, vel,
-                                          curves=width_curves(loglam, disp, config))
+                                          curves=width_curves(loglam, disp, config),
+                                          native_waves=[e.wave for e in exps])
                 a = acc[(arm, source)]
                 a["seconds"] += time.perf_counter() - t0
                 a["n"] += len(results)

@@ -692,3 +692,78 @@ def test_the_bundled_nightglow_template_covers_both_arms():
     # zero outside the table and where the O2 (0-1) band is its own component
     assert nightglow_template("b", np.array([2000.0, 12000.0])).tolist() == [0.0, 0.0]
     assert np.all(nightglow_template("r", np.linspace(8610.0, 8700.0, 50)) == 0.0)
+
+
+def _native_render(native_loglam, centre, sigma, eta, gamma, grid_loglam):
+    """A unit line's flux density on native pixels (the profile integrated over each,
+    centred at grid pixel ``centre``; widths in grid pixels), exactly."""
+    from scipy.special import ndtr
+
+    from skymodelling.spectral.resample import pixel_edges
+
+    edges = pixel_edges(10.0 ** native_loglam)
+    u = (np.log10(edges) - grid_loglam[0]) / 1e-4 - centre
+    cdf = (1 - eta) * ndtr(u / sigma) + eta * np.arctan(u / gamma) / np.pi
+    return np.diff(cdf) / np.diff(edges)
+
+
+def test_line_columns_on_native_pixels_are_the_resampled_profile():
+    from skymodelling.spectral.lsf import native_sampling
+    from skymodelling.spectral.resample import loglam_edges, resample_flux
+
+    native = LOGLAM[0] - 3e-4 + 0.73e-4 * np.arange(int(NPIX / 0.73) + 8)
+    grid_edges = loglam_edges(LOGLAM)
+    s = native_sampling(10.0 ** native, LOGLAM)
+    sigma, eta, gamma, c = 0.8, 0.05, 3.0, 1000.37
+
+    def resampled(c=c, sigma=sigma):
+        f = _native_render(native, c, sigma, eta, gamma, LOGLAM)
+        return resample_flux(10.0 ** native, f, np.ones_like(f), grid_edges)[0]
+
+    cols = line_columns([c], NPIX, DLAM, sigma=sigma, eta=eta, gamma=gamma, half_width=40,
+                        derivative=[True], width_derivative=True, native=s).toarray()
+    near = slice(960, 1041)
+    truth = resampled()
+    np.testing.assert_allclose(cols[near, 0], truth[near], rtol=1e-9, atol=1e-12)
+    # the grid's own profile differs by several per cent of the peak here
+    plain = line_columns([c], NPIX, DLAM, sigma=sigma, eta=eta, gamma=gamma,
+                         half_width=40).toarray()[:, 0]
+    assert np.max(np.abs(plain - truth)[near]) > 0.02 * truth.max()
+    h = 1e-4
+    shift = (resampled(c + h) - resampled(c - h)) / (2 * h)
+    width = (resampled(sigma=sigma + h) - resampled(sigma=sigma - h)) / (2 * h)
+    np.testing.assert_allclose(cols[near, 1], shift[near], atol=1e-6 * np.abs(shift).max())
+    # (only the core depends on sigma: the wing's HWHM is its own)
+    np.testing.assert_allclose(cols[near, 2], width[near], atol=1e-6 * np.abs(width).max())
+
+
+def test_native_pixels_model_a_resampled_spectrum_exactly():
+    from skymodelling.spectral.resample import loglam_edges, resample_flux
+
+    rng = np.random.default_rng(11)
+    native = LOGLAM[0] - 3e-4 + 0.78e-4 * np.arange(int(NPIX / 0.78) + 8)
+    centres = np.arange(80.0, NPIX - 80, 45)
+    centres = centres + rng.uniform(-0.5, 0.5, centres.size)
+    fluxes = rng.uniform(100, 1000, centres.size)
+    sigma, eta, gamma = 0.75, 0.04, 2.2            # the blue arm's wing (DecomposeConfig)
+    lines = sum(a * _native_render(native, c, sigma, eta, gamma, LOGLAM)
+                for c, a in zip(centres, fluxes, strict=True))
+    cont = 3.0 + 0.5 * np.sin(np.arange(native.size) / 400.0)
+    truth, _ = resample_flux(10.0 ** native, cont + lines, np.ones(native.size),
+                             loglam_edges(LOGLAM))
+    good = slice(5, NPIX - 5)
+    ivar = np.zeros(NPIX)
+    ivar[good] = 1e4 / truth[good]                  # S/N 100 at the continuum
+    flux = truth + rng.normal(0, 1, NPIX) / np.sqrt(np.where(ivar > 0, ivar, 1.0))
+    out = {}
+    for mode, nw in (("grid", None), ("native", 10.0 ** native)):
+        d = decompose_spectrum(LOGLAM, flux, ivar, arm="b", native_wave=nw)
+        assert d.flag & NOFIT == 0
+        k = np.abs(d.centre[:, None] - centres[None, :]).argmin(axis=0)
+        out[mode] = (d.rchi2, np.median(np.abs(d.flux[k] / fluxes - 1)), d.lsf[0])
+    # the noise dominates the residual only with the native profile
+    assert out["native"][0] < 1.3 < out["grid"][0]
+    assert out["native"][1] < 0.003 and out["native"][1] < out["grid"][1]
+    # the fitted width is the instrument's, without the pixel boxes
+    assert out["native"][2] == pytest.approx(sigma, rel=0.02)
+    assert out["grid"][2] > 1.03 * sigma

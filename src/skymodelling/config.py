@@ -325,6 +325,12 @@ class DecomposeConfig:
         width along the camera follows its shape and only its scale is fitted on the bright
         isolated lines; False (or an older mean output): the width is a polynomial fitted
         to those lines alone.
+    native_pixels : bool
+        A single-fibre spectrum (``--spectra fibres``) is resampled onto the grid from its
+        native pixels, and its lines are modelled as that resampling made them: the profile
+        integrated over the native pixels and spread onto the grid
+        (:func:`skymodelling.spectral.lsf.native_sampling`; docs/decompose.md, "Native
+        pixels"). False: integrated over the grid pixels, as for a mean spectrum.
     """
 
     knot_spacing: int = 40
@@ -357,6 +363,7 @@ class DecomposeConfig:
     nightglow: tuple = ("b", "r")
     nightglow_knot_spacing: int = 2000
     disp_width: bool = True
+    native_pixels: bool = True
 
     def __post_init__(self):
         for name in ("wing_blue", "wing_red"):

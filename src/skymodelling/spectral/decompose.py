@@ -37,7 +37,7 @@ from scipy.ndimage import median_filter, uniform_filter1d
 from .banded import BandedNormal as _Normal
 from .banded import Reweighted, WeightedBlock
 from .banded import border_mask as _border
-from .lsf import line_columns, line_wings, pixel_profile
+from .lsf import line_columns, line_wings, native_sampling, pixel_profile
 from .profile import DEFAULT_LSF, disp_width, fit_lsf, line_sigma
 
 log = logging.getLogger(__name__)
@@ -363,13 +363,13 @@ def _peaks(snr, resid, threshold, exclude, min_sep=2.0):
 
 
 def _final_fit(y, w, basis, nborder, dlam, centres, shift, lsf, half_width, *, width=True,
-               want_cov=True, named=None, width_curve=None):
+               want_cov=True, named=None, width_curve=None, native=None):
     """Fit with fixed line positions: coefficients and the lines' flux variances and the
     covariance of the lines ``named`` (bool), or (coefficients, chi-square)."""
     cols = line_columns(centres, y.size, dlam,
                         sigma=line_sigma(lsf, centres, y.size, width_curve),
                         eta=lsf[1], gamma=lsf[2], half_width=half_width, derivative=shift,
-                        width_derivative=width)
+                        width_derivative=width, native=native)
     design = sp.hstack([basis, cols]).tocsc()
     system = _Normal(design, y, w, _border(design.shape[1], basis.shape[1], nborder))
     ncont, nl = basis.shape[1], centres.size
@@ -385,7 +385,7 @@ def _final_fit(y, w, basis, nborder, dlam, centres, shift, lsf, half_width, *, w
 @_one_thread
 def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None, velocity=0.0,
                 etas=(0.0, 0.02, 0.04, 0.06, 0.09), gammas=(1.5, 2.2, 3.2, 5.0),
-                width_curve=None) -> tuple:
+                width_curve=None, native_wave=None) -> tuple:
     """The line profile (sigma, eta, gamma) of a spectrum, in pixels.
 
     The core width comes from the brightest isolated lines (:func:`fit_lsf`); the
@@ -397,15 +397,19 @@ def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None, veloci
     per camera on a bright spectrum and be passed as ``lsf`` to :func:`decompose_spectrum` for all.
     ``width_curve``: the instrument's width along the grid (:func:`disp_width`), whose shape
     the core width then follows (only its scale is fitted, :func:`fit_lsf`).
+    ``native_wave``: the native pixels the spectrum was resampled from
+    (:func:`decompose_spectrum`).
     """
     from ..config import DecomposeConfig
 
     cfg = config or DecomposeConfig()
     first = decompose_spectrum(loglam, flux, ivar, arm=arm, config=cfg, named=named,
-                               velocity=velocity, width_curve=width_curve)
+                               velocity=velocity, width_curve=width_curve,
+                               native_wave=native_wave)
     if first.flag & (NOFIT | LSF_DEFAULT):
         return first.lsf, first.flag & (NOFIT | LSF_DEFAULT)
     y, w, dlam, (basis, nborder) = _prepare(loglam, flux, ivar, cfg, velocity, arm)
+    native = None if native_wave is None else native_sampling(native_wave, loglam)
     snr = first.flux / np.maximum(first.flux_err, 1e-30)
     shift = snr > cfg.shift_sigma
     sigma = first.lsf[0]
@@ -416,14 +420,14 @@ def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None, veloci
         for gamma in gammas:
             _, chi2 = _final_fit(y, w, basis, nborder, dlam, first.centre, shift,
                                  (sigma, eta, gamma), cfg.half_width, want_cov=False,
-                                 width_curve=width_curve)
+                                 width_curve=width_curve, native=native)
             if chi2 < best[0]:
                 best = (chi2, (sigma, eta, gamma))
     _, eta, gamma = best[1][:3]
     good = w > 0
     again = fit_lsf(y, w, dlam, first.centre, snr, start=(sigma,), n_lines=cfg.lsf_lines,
                     min_snr=cfg.lsf_snr, scale_snr=cfg.lsf_scale_snr,
-                    fixed_wing=(eta, gamma), width_curve=width_curve)
+                    fixed_wing=(eta, gamma), width_curve=width_curve, native=native)
     return (again or (sigma, eta, gamma)), (0 if good.any() else NOFIT)
 
 
@@ -486,7 +490,8 @@ def blend_groups(centres, pixels: float) -> np.ndarray:
 
 @_one_thread
 def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
-                       lsf=None, velocity: float = 0.0, width_curve=None) -> Decomposition:
+                       lsf=None, velocity: float = 0.0, width_curve=None,
+                       native_wave=None) -> Decomposition:
     """Continuum and emission lines of one spectrum (pure: arrays in, arrays out).
 
     Parameters
@@ -509,6 +514,14 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         The instrument's core width along the grid (pixels, :func:`disp_width` of the mean
         DISP): the line widths follow its shape, ``lsf[0]`` being their mean
         (:func:`line_sigma`); when the profile is fitted, only its scale is.
+    native_wave : array_like (nnative,), optional
+        Centres (A, the grid's frame) of the native pixels the spectrum was resampled from
+        (flux-conserving, :func:`skymodelling.spectral.resample.resample_flux`): the line
+        profiles are then integrated over those pixels and spread onto the grid as the
+        resampling did (:func:`skymodelling.spectral.lsf.native_sampling`; the core width
+        is then the instrument's, without the pixel boxes). None: integrated over the grid
+        pixels, with the boxes in the fitted width (a mean of many fibres, whose native
+        pixels fall at every phase of the grid's).
 
     Returns
     -------
@@ -539,6 +552,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     edges = np.concatenate([[loglam[0] - step / 2], 0.5 * (loglam[1:] + loglam[:-1]),
                             [loglam[-1] + step / 2]])
     dlam = np.diff(10.0 ** edges)
+    native = None if native_wave is None else native_sampling(native_wave, loglam)
     empty = np.zeros(0)
     if good.sum() < max(50, 4 * cfg.knot_spacing):
         z = np.zeros(npix)
@@ -619,7 +633,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         start = (sigma0, *wing)
         lsf = fit_lsf(y, w, dlam, centres, csnr, start=start, n_lines=cfg.lsf_lines,
                       fixed_wing=None if cfg.fit_wing else wing, width_curve=width_curve,
-                      min_snr=cfg.lsf_snr, scale_snr=cfg.lsf_scale_snr)
+                      min_snr=cfg.lsf_snr, scale_snr=cfg.lsf_scale_snr, native=native)
         if lsf is None:
             lsf, flag = DEFAULT_LSF[arm], flag | LSF_DEFAULT
     sigma, eta, gamma = lsf[:3]
@@ -651,7 +665,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                                sigma=line_sigma(lsf, centres, npix, width_curve),
                                eta=eta, gamma=gamma,
                                half_width=inner, derivative=bright,
-                               width_derivative=bright)
+                               width_derivative=bright, native=native)
         design = sp.hstack([basis, allcols]).tocsc()
         system = _Normal.extend(cont_block, allcols, y - wings(centres, prev),
                                 _border(design.shape[1], ncont, nborder))
@@ -726,7 +740,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     cols = line_columns(centres, npix, dlam,
                         sigma=line_sigma(lsf, centres, npix, width_curve), eta=eta,
                         gamma=gamma, half_width=inner, derivative=shift,
-                        width_derivative=width)
+                        width_derivative=width, native=native)
     design = sp.hstack([basis, cols]).tocsc()
     outer = wings(centres, prev)
     system = _Normal.extend(cont_block, cols, y - outer,

@@ -74,9 +74,28 @@ def disp_width(loglam, disp) -> np.ndarray | None:
     return np.interp(idx, idx[ok], pix[ok])
 
 
+def native_width_ratio(disp_native) -> float:
+    """Core width of a line modelled on its native pixels relative to the width fitted on
+    the grid, where the pixel boxes widen it (:func:`disp_width`): 1 / sqrt(1 + 1 / (6 s^2)),
+    ``s`` the median of ``disp_native``, the line-spread sigma in native pixels. For a
+    profile fitted on a mean spectrum (native pixels at every phase of the grid's) used on
+    a single fibre modelled on its native pixels
+    (:func:`skymodelling.spectral.lsf.native_sampling`).
+
+    >>> round(native_width_ratio([1.05]), 3)
+    0.932
+    """
+    d = np.asarray(disp_native, dtype=float)
+    d = d[np.isfinite(d) & (d > 0)]
+    if d.size == 0:
+        return 1.0
+    s = float(np.median(d))
+    return 1.0 / np.sqrt(1.0 + 1.0 / (6.0 * s * s))
+
+
 def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
             fixed_wing=None, vary=True, width_curve=None, curve_degree=0, details=None,
-            min_snr=30.0, scale_snr=None):
+            min_snr=30.0, scale_snr=None, native=None):
     """Profile (sigma, eta, gamma[, s1, s2]) from bright isolated lines, or None.
 
     Each line's window (``window`` pixels either side) is fitted with a straight
@@ -101,6 +120,9 @@ def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
     reach ``min_snr`` together (quadrature sum): one number measured on several faint
     lines is as precise as on one bright line. A single-fibre blue spectrum has few
     lines above S/N 30 but several above 10 (benchmarks/RESULTS.md, realsky).
+
+    ``native`` (:class:`~skymodelling.spectral.lsf.NativeSampling`): the native pixels a
+    resampled spectrum came from, whose profile the windows are then fitted with.
     """
     from scipy.optimize import minimize, minimize_scalar
 
@@ -139,7 +161,8 @@ def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
 
     def chi2(lo, hi, cs, sigma, eta, gamma):
         cols = line_columns(cs, npix, dlam, sigma=sigma, eta=eta, gamma=gamma,
-                            half_width=window + 10, derivative=np.ones(cs.size, bool))
+                            half_width=window + 10, derivative=np.ones(cs.size, bool),
+                            native=native)
         a = cols[lo:hi].toarray()
         x = np.arange(hi - lo) / (hi - lo) - 0.5
         a = np.column_stack([np.ones(hi - lo), x, a])

@@ -38,6 +38,7 @@ from ..spectral.decompose import (
     fit_profile,
 )
 from ..spectral.features import decomposition_lines
+from ..spectral.profile import native_width_ratio
 from ..spectral.resample import COADD_DLOGLAM, loglam_edges, resample_flux
 from . import _common
 
@@ -101,7 +102,7 @@ def _rescaled(lsf, curve, reference):
 
 def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
                     velocity=None, *, tries: int = 1, default: bool = False, lsf=None,
-                    curves=None, lsf_curve=None):
+                    curves=None, lsf_curve=None, native_waves=None):
     """Decompose the rows of one camera (2-D arrays); the profile is fitted on the best row.
 
     ``velocity``: the heliocentric correction (km/s) of each row (MEANMETA ``HELIO_RV``),
@@ -112,10 +113,16 @@ def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
     ``curves``: each row's instrument width along the grid (:func:`width_curves`): the
     widths follow its shape, the profile's sigma scaled by the ratio of the row's mean width
     to that of the row the profile was fitted on (``lsf_curve`` for a given ``lsf``).
+    ``native_waves``: each row's native pixel centres (A; a sequence, None for a row that
+    was not resampled from native pixels): with ``native_pixels`` (the default) the line
+    profiles of a resampled row are the native ones spread onto the grid
+    (:func:`~skymodelling.spectral.decompose.decompose_spectrum`).
     """
     cfg = config.decompose
     if curves is None:
         curves = [None] * len(flux)
+    if native_waves is None or not cfg.native_pixels:
+        native_waves = [None] * len(flux)
     sel = named[np.asarray(named["CAMERA"]).astype(str) == arm]
     vel = np.zeros(len(flux)) if velocity is None else np.asarray(velocity, dtype=float)
     vel = np.where(np.isfinite(vel), vel, 0.0)
@@ -125,7 +132,7 @@ def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
         for best in np.argsort(-snr, kind="stable")[:tries]:
             lsf, bad = fit_profile(loglam, flux[best], ivar[best], arm=arm, config=cfg,
                                    named=sel, velocity=float(vel[best]),
-                                   width_curve=curves[best])
+                                   width_curve=curves[best], native_wave=native_waves[best])
             if not bad and np.all(np.isfinite(lsf)):
                 lsf_curve = curves[best]
                 break
@@ -139,8 +146,8 @@ def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
         curves = [None] * len(flux)
     results = [decompose_spectrum(loglam, f, iv, arm=arm, config=cfg, named=sel,
                                   lsf=_rescaled(lsf, c, lsf_curve), velocity=float(v),
-                                  width_curve=c)
-               for f, iv, v, c in zip(flux, ivar, vel, curves, strict=True)]
+                                  width_curve=c, native_wave=nw)
+               for f, iv, v, c, nw in zip(flux, ivar, vel, curves, native_waves, strict=True)]
     for res in results:
         if not res.flag & NOFIT:
             res.flag |= flag
@@ -308,13 +315,17 @@ def decompose_fibres_file(path: Path, config: Config, mean_path: Path | None = N
                         if "HELIO_RV" in meta.colnames else None)
             # each fibre's own DISP on the grid, when the profile was fitted with the mean's
             lsf, lsf_curve = profiles.get(cam, (None, None))
-            curves = None
-            if f"{cam.upper()}_DISP" in hdul and (lsf is None or lsf_curve is not None):
-                curves = width_curves(loglam, _fibre_disp(wave[erows], np.asarray(
-                    hdul[f"{cam.upper()}_DISP"].data, dtype=float)[erows], loglam), config)
+            curves, natives = None, None
+            if f"{cam.upper()}_DISP" in hdul:
+                disp = np.asarray(hdul[f"{cam.upper()}_DISP"].data, dtype=float)[erows]
+                if lsf is None or lsf_curve is not None:
+                    curves = width_curves(loglam, _fibre_disp(wave[erows], disp, loglam),
+                                          config)
+                lsf, natives = fibre_natives(lsf, wave[erows], disp, config)
             results = decompose_block(loglam, f, iv, cam[0], config, named, velocity,
                                       tries=FIBRE_PROFILE_TRIES, default=True, lsf=lsf,
-                                      curves=curves, lsf_curve=lsf_curve)
+                                      curves=curves, lsf_curve=lsf_curve,
+                                      native_waves=natives)
             image = {k: np.zeros((wave.shape[0], loglam.size), np.float32)
                      for k in ("CONT", "LINES")}
             for r, er, res in zip(sel, erows, results, strict=True):
@@ -324,6 +335,22 @@ def decompose_fibres_file(path: Path, config: Config, mean_path: Path | None = N
             images[cam] = image
     table = Table(rows=rows, names=list(rows[0])) if rows else Table()
     return table, images, {arm: 10.0 ** g for arm, g in grids.items()}
+
+
+def fibre_natives(lsf, wave, disp, config: Config):
+    """(profile, native pixel centres per fibre) for decomposing the sky fibres ``wave``
+    (nfib, npix native, A) with DISP ``disp`` (A) on the grid: with ``native_pixels`` each
+    fibre's lines are modelled as its resampling made them, and a profile fitted on the
+    mean (``lsf``, the pixel boxes in its width) is narrowed to the instrument's
+    (:func:`~skymodelling.spectral.profile.native_width_ratio`); else (lsf, None)."""
+    if not config.decompose.native_pixels:
+        return lsf, None
+    wave = np.asarray(wave, dtype=float)
+    if lsf is not None:
+        ratio = native_width_ratio(np.asarray(disp, dtype=float)
+                                   / np.abs(np.gradient(wave, axis=1)))
+        lsf = (lsf[0] * ratio, *lsf[1:])
+    return lsf, list(wave)
 
 
 def _fibre_disp(wave, disp, loglam):
