@@ -234,7 +234,14 @@ def test_stage_writes_extract_format_that_later_stages_accept(specdir, tmp_path)
     with fits.open(target) as hdul:
         assert hdul["B2_FLUX"].header["BUNIT"] == "10**-17 erg Angstrom-1 s-1 cm-2"
         assert hdul["R2_DISP"].header["BUNIT"] == "Angstrom"
-        assert np.allclose(hdul["R2_WAVE"].data[0], 10.0 ** arm_grid("r"))
+        # the exposures' own (native) pixels, as extract writes a frame's
+        red = [e for e in read_specfile(sorted(specdir.glob("spec-*.fits"))[0]).exposures
+               if e.camera == "r2"]
+        wave = hdul["R2_WAVE"].data
+        n = red[0].loglam.size
+        np.testing.assert_allclose(wave[0, :n], red[0].wave, rtol=1e-12)
+        assert np.all(np.diff(wave, axis=1) > 0)
+        assert np.all(hdul["R2_IVAR"].data[0, n:] == 0)
     # a rerun reuses the output
     again = run_extract_specfiles(specdir, out)
     assert (again.n_skipped, again.n_done) == (1, 0)

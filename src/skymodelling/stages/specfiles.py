@@ -6,12 +6,13 @@ SDSS archive) get the same output as ``skymodelling extract``
 marker), so ``skymodelling lines/mean/decompose OUT`` and ``run --from enrich`` work on it.
 Instead of the sky fibres of every frame, the "fibres" of an exposure and camera are the
 spec files of that plate and MJD: each contributes its per-exposure ``sky`` (the pipeline's
-sky model at that fibre). Every exposure is resampled (flux-conserving,
-:func:`skymodelling.spectral.resample.resample_flux`) from its native pixels onto the mean
-stage's grid of the camera's arm (:func:`skymodelling.stages.mean.arm_grid`), so WAVE is that
-grid in every row. See docs/specfile.md.
+sky model at that fibre) on the exposure's native pixels, as extract writes a frame's (rows
+padded to the camera's longest exposure with masked pixels; the mean stage and
+``decompose --spectra fibres`` resample them onto the arm's grid, and the latter models the
+lines on these pixels). See docs/specfile.md.
 
-:func:`exposure_on_grid` is the pure computation; :func:`specfile_rows` turns one
+:func:`exposure_native` is the pure computation of a row, :func:`exposure_on_grid` the same
+resampled onto a grid (what the mean of one such fibre is); :func:`specfile_rows` turns one
 :class:`~skymodelling.io.specfile.SpecFile` into META rows and arrays;
 :func:`run_extract_specfiles` finds, groups, writes and marks.
 """
@@ -39,6 +40,52 @@ log = logging.getLogger(__name__)
 
 #: CALIB card of the outputs: the spec files' own (per-exposure) flux calibration.
 CALIB = "specfile"
+
+
+def exposure_native(exposure: SpecExposure, *, bad_bits: int = 0) -> dict:
+    """One exposure's sky on its native pixels, as an extract row (pure).
+
+    Returns ``WAVE`` (A, float64), ``FLUX`` (1e-17 erg/s/cm2/A, float32, 0 where masked),
+    ``IVAR`` (float32, 0 where masked: ``bad_bits`` of SPPIXMASK, ``calib`` not positive,
+    ``sky`` not finite, ``ivar`` not positive), ``MASK`` (int32, SPPIXMASK plus BADCALIB),
+    ``DISP`` (A, float32).
+
+    Examples
+    --------
+    >>> from astropy.io import fits
+    >>> ll = 3.6 + 1.1e-4 * np.arange(5)
+    >>> e = SpecExposure("B1-1", "b1", 1, fits.Header(), ll, np.full(5, 2.0), np.ones(5),
+    ...                  np.zeros(5, np.int32), np.ones(5), np.array([1, 1, 0, 1, 1.0]))
+    >>> r = exposure_native(e)
+    >>> r["IVAR"].tolist(), int(r["MASK"][2]) == BADCALIB
+    ([1.0, 1.0, 0.0, 1.0, 1.0], True)
+    """
+    mask = np.asarray(exposure.mask, dtype=np.int32)
+    badcal = ~(np.isfinite(exposure.calib) & (exposure.calib > 0))
+    mask = mask | np.where(badcal, BADCALIB, 0).astype(np.int32)
+    bad = ((mask & bad_bits) != 0) | badcal | ~np.isfinite(exposure.sky) | ~(exposure.ivar > 0)
+    return {"WAVE": exposure.wave.astype(np.float64),
+            "FLUX": np.where(bad, 0.0, exposure.sky).astype(np.float32),
+            "IVAR": np.where(bad, 0.0, exposure.ivar).astype(np.float32), "MASK": mask,
+            "DISP": exposure.disp.astype(np.float32)}
+
+
+def _padded(arrays: list[dict]) -> dict:
+    """Rows of one camera padded to the longest: WAVE continued with the last step in
+    log10, FLUX and IVAR 0, MASK OUTSIDE, DISP the end value."""
+    n = max(a["WAVE"].size for a in arrays)
+    out = {k: [] for k in ("WAVE", "FLUX", "IVAR", "MASK", "DISP")}
+    for a in arrays:
+        k = n - a["WAVE"].size
+        ll = np.log10(a["WAVE"])
+        step = ll[-1] - ll[-2]
+        out["WAVE"].append(np.concatenate([a["WAVE"], 10.0 ** (ll[-1] + step
+                                                                * np.arange(1, k + 1))]))
+        out["FLUX"].append(np.pad(a["FLUX"], (0, k)))
+        out["IVAR"].append(np.pad(a["IVAR"], (0, k)))
+        out["MASK"].append(np.pad(a["MASK"], (0, k), constant_values=OUTSIDE))
+        out["DISP"].append(np.pad(a["DISP"], (0, k), mode="edge"))
+    return {key: np.array(v) for key, v in out.items()}
 
 
 def exposure_on_grid(exposure: SpecExposure, loglam, *, bad_bits: int = 0) -> dict:
@@ -73,14 +120,10 @@ def exposure_on_grid(exposure: SpecExposure, loglam, *, bad_bits: int = 0) -> di
     (2.0, True, 0)
     """
     loglam = np.asarray(loglam, dtype=float)
-    wave = exposure.wave
-    mask = np.asarray(exposure.mask, dtype=np.int32)
-    badcal = ~(np.isfinite(exposure.calib) & (exposure.calib > 0))
-    mask = mask | np.where(badcal, BADCALIB, 0).astype(np.int32)
-    bad = ((mask & bad_bits) != 0) | badcal | ~np.isfinite(exposure.sky) | ~(exposure.ivar > 0)
-    ivar = np.where(bad, 0.0, exposure.ivar)
+    native = exposure_native(exposure, bad_bits=bad_bits)
+    wave, mask = native["WAVE"], native["MASK"]
     out_edges = loglam_edges(loglam)
-    flux, ivar_out = resample_flux(wave, np.nan_to_num(exposure.sky), ivar, out_edges)
+    flux, ivar_out = resample_flux(wave, native["FLUX"], native["IVAR"], out_edges)
     # MASK: OR of the bits of every native pixel a grid bin overlaps
     edges = pixel_edges(wave)
     lo, hi = out_edges[:-1], out_edges[1:]
@@ -111,20 +154,17 @@ def _plug_row(spec: SpecFile) -> Table:
 
 
 def specfile_rows(spec: SpecFile, config: Config) -> dict[str, tuple[list, list]]:
-    """META rows and grid arrays of every exposure of one spec file, by camera.
+    """META rows and native arrays of every exposure of one spec file, by camera.
 
     Returns ``{camera: (metas, arrays)}``: one META dict (:func:`frame_metadata`, from the
-    exposure's header and the spec file's spAll row) and one :func:`exposure_on_grid` dict
+    exposure's header and the spec file's spAll row) and one :func:`exposure_native` dict
     per exposure of the camera.
     """
-    from .mean import arm_grid
-
     bad_bits = sppixmask.bitmask(config.extract.mask_bits)
     run2d = str(spec.header.get("RUN2D", "")).strip()
     plug = _plug_row(spec)
     out: dict[str, tuple[list, list]] = {}
     for exposure in spec.exposures:
-        grid = arm_grid(exposure.camera[0], config)
         meta = frame_metadata(exposure.header, plug, exposure.camera, run2d)
         meta["IMG"] = np.full(1, exposure.expid, dtype=np.int32)
         if meta["PLATE"][0] < 0:
@@ -133,7 +173,7 @@ def specfile_rows(spec: SpecFile, config: Config) -> dict[str, tuple[list, list]
             meta["MJD"] = np.full(1, spec.mjd, dtype=np.int32)
         metas, arrays = out.setdefault(exposure.camera, ([], []))
         metas.append(meta)
-        arrays.append(exposure_on_grid(exposure, grid, bad_bits=bad_bits))
+        arrays.append(exposure_native(exposure, bad_bits=bad_bits))
     return out
 
 
@@ -155,9 +195,9 @@ def _hdus(blocks: dict, config: Config, plate: int, mjd: int, run2d: str, nfiles
         meta = Table({k: np.concatenate([m[k] for m in rows]) for k in rows[0]})
         meta["ROW"] = np.arange(len(meta), dtype=np.int32)
         metas.append(meta)
+        padded = _padded(arrays)
         for name in ("WAVE", "FLUX", "IVAR", "MASK", "DISP"):
-            hdu = fits.ImageHDU(np.array([a[name] for a in arrays]),
-                                name=f"{camera.upper()}_{name}")
+            hdu = fits.ImageHDU(padded[name], name=f"{camera.upper()}_{name}")
             if _ARRAY_UNITS[name]:
                 hdu.header["BUNIT"] = _ARRAY_UNITS[name]
             images.append(hdu)
@@ -239,5 +279,5 @@ def run_extract_specfiles(spec_dir, out, config: Config | None = None, *, worker
     return _common.run_tasks(STAGE, extract_specfile_group, tasks, out, workers, executor)
 
 
-__all__ = ["run_extract_specfiles", "exposure_on_grid", "specfile_rows", "group_specfiles",
+__all__ = ["run_extract_specfiles", "exposure_native", "exposure_on_grid", "specfile_rows", "group_specfiles",
            "extract_specfile_group", "CALIB"]
