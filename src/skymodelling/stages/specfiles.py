@@ -279,5 +279,5 @@ def run_extract_specfiles(spec_dir, out, config: Config | None = None, *, worker
     return _common.run_tasks(STAGE, extract_specfile_group, tasks, out, workers, executor)
 
 
-__all__ = ["run_extract_specfiles", "exposure_native", "exposure_on_grid", "specfile_rows", "group_specfiles",
-           "extract_specfile_group", "CALIB"]
+__all__ = ["run_extract_specfiles", "exposure_native", "exposure_on_grid", "specfile_rows",
+           "group_specfiles", "extract_specfile_group", "CALIB"]
