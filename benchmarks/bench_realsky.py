@@ -358,6 +358,13 @@ template in the blue since 2026-12-07, see docs/decompose.md):
   simulated twin, whose sky has no forest: blue 2.1 -> 2.4 %, red 5.3 -> 4.8 %. This
   comparison is in-sample for the template. The rest of this list describes the fits
   without it (second run of 2026-12-07).
+* *Native pixels* (since the fourth run of 2026-12-07, figures in the table above): every
+  exposure's lines are modelled on its native pixels, spread onto the grid as the resampling
+  did (docs/decompose.md, "Native pixels"). Same session, same template, grid profile ->
+  native: real red 4.34 -> 4.15 % (RCHI2 1.44 -> 1.31, lines 196 -> 199), simulated twin red
+  4.80 -> 4.58 % (RCHI2 1.46 -> 1.30), blue 3.06 -> 3.03 % (real); red +8 % time. On
+  noise-free lines resampled from these pixels the residual falls 1.3-1.5 -> 0.3 %: in real
+  sky most of what remains near the lines is something else (RESULTS "decompose targets").
 * *Residuals* |d - m| / d over the camera: red 6.9 % real vs 5.3 % simulated (within 1.5;
   before 5.1 %, and 4.5 % with the telluric correction but the old levels); blue 6.4 % vs
   2.1 % (factor 3; 6.3 % with the ASTM solar template, whose smoothed Fraunhofer lines fit

@@ -90,7 +90,7 @@ def native_width_ratio(disp_native) -> float:
     if d.size == 0:
         return 1.0
     s = float(np.median(d))
-    return 1.0 / np.sqrt(1.0 + 1.0 / (6.0 * s * s))
+    return float(1.0 / np.sqrt(1.0 + 1.0 / (6.0 * s * s)))
 
 
 def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
