@@ -156,7 +156,7 @@ def test_calibration_relation_exposure_mode(noiseless_tree, tmp_path):
         expected = ((frame.flux + frame.sky)[0] * r_factor / calib[0])[window]
         ivar_expected = (frame.ivar[0] / (r_factor / calib[0]) ** 2)[window]
     good = spec.good
-    assert good.sum() > 3000
+    assert good.sum() > 2000     # 3560-6330 A: ~2590 native pixels of ~1.07 A
     assert np.allclose(spec.FLUX[good], expected[good], rtol=2e-5)
     assert np.allclose(spec.IVAR[good], ivar_expected[good], rtol=1e-4)
 

@@ -112,13 +112,19 @@ class CameraDesign:
         return (wave >= self.calib_range[0]) & (wave <= self.calib_range[1])
 
 
+# Pixel scales from real BOSS frames: the real r1 traceset spans ~5100-11000 A over 4128 rows
+# with dloglam 1.1e-4 -> 5.6e-5 (1.3-1.46 A per pixel); the exposures of real spec files (the
+# spCFrame pixels, trimmed to the calibrated range) have dloglam 1.20e-4 -> 0.78e-4 over
+# 3607-6339 A (blue) and 1.006e-4 -> 0.606e-4 over 5869-10407 A (red). The blue range and
+# curvature below reproduce the former at those wavelengths with the calibrated range in the
+# middle of the CCD; the red ones the r1 traceset (and so the spec files' pixels).
 BLUE = CameraDesign(
-    arm="b", npix=4112, wave_first=3525.0, wave_last=6395.0, curvature=-0.012,
+    arm="b", npix=4112, wave_first=2838.0, wave_last=7252.0, curvature=-0.351,
     calib_range=(3560.0, 6330.0), jump=None, sigma_pix=1.05,
     wing_fraction=0.04, wing_hwhm_pix=3.5, peak_efficiency=0.28,
 )
 RED = CameraDesign(
-    arm="r", npix=4128, wave_first=5450.0, wave_last=10650.0, curvature=-0.015,
+    arm="r", npix=4128, wave_first=5100.0, wave_last=11000.0, curvature=-0.325,
     calib_range=(5650.0, 10400.0), jump=(2062.5, 2064.5, 1.0 / 3.0), sigma_pix=1.08,
     wing_fraction=0.05, wing_hwhm_pix=4.5, peak_efficiency=0.34,
 )
