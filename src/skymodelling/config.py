@@ -287,8 +287,9 @@ class DecomposeConfig:
         the core width is fitted (a fitted wing absorbs faint unresolved lines).
     wing_blue, wing_red : tuple of float
         (eta, gamma in grid pixels) of the scattering wing: BOSS 4 % with HWHM 3.5
-        native pixels (blue), 5 % with 4.5 (red); native pixels are 0.63 (blue)
-        and 0.70 (red) grid pixels.
+        native pixels (blue), 5 % with 4.5 (red), converted with native pixels of 0.63
+        (blue) and 0.70 (red) grid pixels (the simulator's scale until 2026-12-07; the real
+        pixels are 0.8-1.2 and 0.6-1.0 grid pixels: docs/decompose.md).
     solar_template : bool
         Add to the continuum basis the solar spectrum times a coarse spline (knots every
         ``template_knot_spacing`` pixels): moonlight and zodiacal light are reflected
