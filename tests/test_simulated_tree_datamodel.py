@@ -135,7 +135,8 @@ def _check_frame_pair(spframe, spcframe, calib, cam, expid, mjd, flat, arc):
         assert np.allclose(loglam, cf[3].data[:, :npix], atol=1e-9, rtol=0)
         assert np.all(np.diff(loglam, axis=1) > 0)
         wave = 10**loglam
-        lo, hi = (3500, 6500) if cam[0] == "b" else (5300, 10800)
+        # the real pixel scale (docs/simulator.md): blue ~2840-7250 A, red ~5100-11000 A
+        lo, hi = (2700, 7400) if cam[0] == "b" else (4950, 11300)
         assert lo < wave.min() and wave.max() < hi
         # spCFrame = spFrame x R / C (x a flux correction near 1)
         x = np.arange(npix, dtype=float)
