@@ -408,13 +408,13 @@ def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None, veloci
                                native_wave=native_wave)
     if first.flag & (NOFIT | LSF_DEFAULT):
         return first.lsf, first.flag & (NOFIT | LSF_DEFAULT)
+    if not cfg.fit_wing:
+        return first.lsf, 0
     y, w, dlam, (basis, nborder) = _prepare(loglam, flux, ivar, cfg, velocity, arm)
     native = None if native_wave is None else native_sampling(native_wave, loglam)
     snr = first.flux / np.maximum(first.flux_err, 1e-30)
     shift = snr > cfg.shift_sigma
     sigma = first.lsf[0]
-    if not cfg.fit_wing:
-        return first.lsf, 0
     best = (np.inf, first.lsf)
     for eta in etas:
         for gamma in gammas:

@@ -28,7 +28,8 @@ goes from the native one (phases aligned) to one smeared over two grid pixels (h
 apart): up to ~15 % in width, different for every line, the same in every exposure of a
 fibre. Given the native pixels (:func:`native_sampling`), :func:`line_columns` builds this
 ``P_j`` exactly; the far wings (:func:`line_wings`, beyond the jointly fitted part) stay on
-the grid (smooth there, the resampling changes them by < 1e-3 of their value).
+the grid (smooth there: 13-39 pixels from the centre the resampling changes them by at most
+0.6-1.2 % of their value for native pixels of 0.6-1.2 grid pixels, ~1e-4 of the line's peak).
 """
 from __future__ import annotations
 
