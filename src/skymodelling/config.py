@@ -332,6 +332,15 @@ class DecomposeConfig:
         integrated over the native pixels and spread onto the grid
         (:func:`skymodelling.spectral.lsf.native_sampling`; docs/decompose.md, "Native
         pixels"). False: integrated over the grid pixels, as for a mean spectrum.
+    fibre_seeds : bool
+        ``--spectra fibres``: each fibre's line search starts from the lines found in the
+        mean spectrum of its exposure and camera (decomposed with the mean's profile; the
+        ``seeds`` of :func:`skymodelling.spectral.decompose.decompose_spectrum`,
+        docs/decompose.md "Fibres"), which are all fitted, also the ones too faint to be
+        detected in a fibre. False: each fibre searches its own lines, as a mean does.
+    seed_iterations : int
+        Rounds of line search after the first fit of the seeded lines (``iterations`` is
+        that of an unseeded spectrum).
     """
 
     knot_spacing: int = 40
@@ -365,6 +374,8 @@ class DecomposeConfig:
     nightglow_knot_spacing: int = 2000
     disp_width: bool = True
     native_pixels: bool = True
+    fibre_seeds: bool = True
+    seed_iterations: int = 1
 
     def __post_init__(self):
         for name in ("wing_blue", "wing_red"):
@@ -375,7 +386,7 @@ class DecomposeConfig:
         for name in ("knot_spacing", "iterations", "max_lines", "half_width", "fit_half_width",
                      "lsf_lines",
                      "smooth_pixels", "template_knot_spacing", "systematics_window",
-                     "band_knot_pixels", "nightglow_knot_spacing"):
+                     "band_knot_pixels", "nightglow_knot_spacing", "seed_iterations"):
             object.__setattr__(self, name, int(getattr(self, name)))
         try:   # JSON gives lists: [["O2_0_1", 8605, 8705]]
             bands = tuple((str(n), float(lo), float(hi)) for n, lo, hi in self.bands)
@@ -402,6 +413,8 @@ class DecomposeConfig:
             raise SkyModellingError("detect_sigma and shift_sigma must be positive")
         if self.iterations < 0 or self.max_lines < 1 or self.half_width < 5:
             raise SkyModellingError("iterations >= 0, max_lines >= 1, half_width >= 5 needed")
+        if self.seed_iterations < 0:
+            raise SkyModellingError("seed_iterations must be 0 or more")
         if self.fit_half_width < 5:
             raise SkyModellingError("fit_half_width >= 5 needed")
         fixed = (self.lsf_sigma, self.lsf_eta, self.lsf_gamma)

@@ -488,10 +488,37 @@ def blend_groups(centres, pixels: float) -> np.ndarray:
     return gid
 
 
+def _first_peaks(y, w, basis, cborder, ncont, nglow, windows, sigma0, arm, cfg):
+    """Centres and S/N of the peaks above a first continuum: a spline fit with the pixels
+    far above it (lines) given no weight, clipped until nothing changes."""
+    wc = w.copy()
+    adaptive = arm in cfg.adaptive_clip
+    # (without the nightglow template: its amplitude is set by the faint features that
+    # the clipping decides about; it joins in the fits with lines below)
+    first = basis[:, :ncont - nglow] if nglow else basis
+    passes = Reweighted(first, cborder[:ncont - nglow])
+    for npass in range(6):
+        coef = passes.system(y, wc).solve()[0]
+        cont = first @ coef
+        z = (y - cont) * np.sqrt(w)
+        # (the first pass clips at 2.5: an unclipped fit is pulled up by the lines, and
+        # its residual scale says nothing about the continuum model)
+        new = np.where(z > (_mad_threshold(z, wc, 2.5, cfg.systematics_window)
+                            if adaptive and npass > 0 else 2.5), 0.0, w)
+        if np.array_equal(new, wc) and (npass > 0 or not adaptive):
+            break       # a fixed point: the further passes would repeat this one exactly
+        wc = new
+    resid = y - cont
+    snr = _matched_snr(resid, w, sigma0)
+    return _outside(*_peaks(snr, resid,
+                            _local_threshold(snr, w, cfg.detect_sigma, cfg.systematics_window),
+                            np.zeros(0)), windows)
+
+
 @_one_thread
 def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                        lsf=None, velocity: float = 0.0, width_curve=None,
-                       native_wave=None) -> Decomposition:
+                       native_wave=None, seeds=None) -> Decomposition:
     """Continuum and emission lines of one spectrum (pure: arrays in, arrays out).
 
     Parameters
@@ -522,6 +549,16 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         is then the instrument's, without the pixel boxes). None: integrated over the grid
         pixels, with the boxes in the fitted width (a mean of many fibres, whose native
         pixels fall at every phase of the grid's).
+    seeds : array_like, optional
+        Centres (fractional pixels of the grid) of lines known to be in this spectrum: the
+        lines found in a brighter spectrum of the same sky, e.g. the mean of the fibre's
+        exposure and camera (``fibre_seeds``, docs/decompose.md "Fibres"). Used with a given
+        ``lsf`` (ignored when the profile is fitted here, which needs the first continuum's
+        peaks): the first round fits them instead of the peaks above a first continuum,
+        a seeded line is kept when its amplitude comes out negative (a line of the brighter
+        spectrum measured, not rejected, in a noisier one: its continuum is not biased by
+        the faint lines that fall below a detection threshold), and ``seed_iterations``
+        rounds of line search follow instead of ``iterations``.
 
     Returns
     -------
@@ -565,33 +602,21 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     ncont = basis.shape[1]
     cborder = _border(ncont, ncont, nborder)
 
-    # first continuum: spline fit with pixels far above it (lines) given no weight
-    wc = w.copy()
-    adaptive = arm in cfg.adaptive_clip
-    # (without the nightglow template: its amplitude is set by the faint features that
-    # the clipping decides about; it joins in the fits with lines below)
-    first = basis[:, :ncont - nglow] if nglow else basis
-    passes = Reweighted(first, cborder[:ncont - nglow])
-    for npass in range(6):
-        coef = passes.system(y, wc).solve()[0]
-        cont = first @ coef
-        z = (y - cont) * np.sqrt(w)
-        # (the first pass clips at 2.5: an unclipped fit is pulled up by the lines, and
-        # its residual scale says nothing about the continuum model)
-        new = np.where(z > (_mad_threshold(z, wc, 2.5, cfg.systematics_window)
-                            if adaptive and npass > 0 else 2.5), 0.0, w)
-        if np.array_equal(new, wc) and (npass > 0 or not adaptive):
-            break       # a fixed point: the further passes would repeat this one exactly
-        wc = new
     sigma0 = lsf[0] if lsf else (cfg.lsf_sigma or DEFAULT_LSF[arm][0])
-    resid = y - cont
-    snr = _matched_snr(resid, w, sigma0)
-    centres, csnr = _outside(*_peaks(snr, resid,
-                                     _local_threshold(snr, w, cfg.detect_sigma,
-                                                      cfg.systematics_window), empty),
-                             windows)
+    seeded = seeds is not None and lsf is not None
+    if seeded:
+        # the lines of a brighter spectrum of the same sky, on good pixels of this one and
+        # outside the band windows; their S/N here comes from the first round's fit
+        centres = np.unique(np.asarray(seeds, dtype=float))
+        centres = centres[(centres >= gidx[0] + 2) & (centres <= gidx[-1] - 2)]
+        centres = centres[good[np.rint(centres).astype(int)]]
+        centres, csnr = _outside(centres, np.zeros(centres.size), windows)
+    else:
+        centres, csnr = _first_peaks(y, w, basis, cborder, ncont, nglow, windows, sigma0,
+                                     arm, cfg)
     names = np.full(centres.size, "", dtype=object)
     found = np.ones(centres.size, bool)
+    keep = np.full(centres.size, seeded)   # kept whatever the sign of their amplitude
     home = {}    # catalogue positions of the named lines
     if named is not None and len(named):
         # catalogue (topocentric) wavelengths in the grid's heliocentric frame
@@ -614,6 +639,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                 csnr = np.append(csnr, 0.0)
                 names = np.append(names, nm)
                 found = np.append(found, False)
+                keep = np.append(keep, False)
                 home[nm] = un
 
     def at_home(centres, csnr, names):
@@ -648,12 +674,13 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     prev = np.zeros(centres.size)
     # the continuum's weighted columns and normal matrix, shared by every fit below
     cont_block = WeightedBlock(basis, w)
-    for it in range(cfg.iterations + 1):
+    rounds = cfg.seed_iterations if seeded else cfg.iterations
+    for it in range(rounds + 1):
         if centres.size > cfg.max_lines:
-            keep = np.argsort(-np.where(names != "", np.inf, csnr))[:cfg.max_lines]
-            keep.sort()
-            centres, csnr, names, found = centres[keep], csnr[keep], names[keep], found[keep]
-            prev = prev[keep]
+            top = np.argsort(-np.where(names != "", np.inf, csnr))[:cfg.max_lines]
+            top.sort()
+            centres, csnr, names, found = centres[top], csnr[top], names[top], found[top]
+            prev, keep = prev[top], keep[top]
             flag |= MANYLINES
         # columns and normal matrix once per round, for every line and (bright lines)
         # their shift and width columns; each attempt solves a principal sub-system
@@ -677,7 +704,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                                   ncont + nl0 + nbr + rank[alive[width]]])
             coef = system.solve(sel)[0]
             amp = coef[ncont:ncont + alive.size]
-            neg = (amp <= 0) & (names[alive] == "")
+            neg = (amp <= 0) & (names[alive] == "") & ~keep[alive]
             # always leave the loop right after a solve, so that shift, coef and
             # the line arrays describe the same set of lines
             if not neg.any() or attempt == 5:
@@ -695,6 +722,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
             coef = system.solve(sel)[0]
             amp = coef[ncont:ncont + alive.size]
         centres, csnr, names, found = centres[alive], csnr[alive], names[alive], found[alive]
+        keep = keep[alive]
         prev = amp.copy()
         full = np.zeros(design.shape[1])
         full[sel] = coef
@@ -705,7 +733,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
             first = ncont + centres.size
             dshift = coef[first:first + nsh] / np.where(amp[shift] > 0, amp[shift], np.inf)
             centres[shift] += np.clip(dshift, -1.0, 1.0)
-        if it == cfg.iterations:
+        if it == rounds:
             break
         resid = y - model
         snr = _matched_snr(resid, w, sigma)
@@ -728,6 +756,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         csnr = np.append(csnr, nsnr)
         names = np.append(names, np.full(new.size, "", dtype=object))
         found = np.append(found, np.ones(new.size, bool))
+        keep = np.append(keep, np.zeros(new.size, bool))
         prev = np.append(prev, np.zeros(new.size))
 
     # final solution with the refined centres; the shift and width columns of bright

@@ -102,7 +102,7 @@ def _rescaled(lsf, curve, reference):
 
 def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
                     velocity=None, *, tries: int = 1, default: bool = False, lsf=None,
-                    curves=None, lsf_curve=None, native_waves=None):
+                    curves=None, lsf_curve=None, native_waves=None, seeds=None):
     """Decompose the rows of one camera (2-D arrays); the profile is fitted on the best row.
 
     ``velocity``: the heliocentric correction (km/s) of each row (MEANMETA ``HELIO_RV``),
@@ -117,10 +117,14 @@ def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
     was not resampled from native pixels): with ``native_pixels`` (the default) the line
     profiles of a resampled row are the native ones spread onto the grid
     (:func:`~skymodelling.spectral.decompose.decompose_spectrum`).
+    ``seeds``: each row's known line centres (grid pixels; a sequence, None for a row
+    without), the ``seeds`` of ``decompose_spectrum`` (used with a fitted or given profile).
     """
     cfg = config.decompose
     if curves is None:
         curves = [None] * len(flux)
+    if seeds is None:
+        seeds = [None] * len(flux)
     if native_waves is None or not cfg.native_pixels:
         native_waves = [None] * len(flux)
     sel = named[np.asarray(named["CAMERA"]).astype(str) == arm]
@@ -146,8 +150,9 @@ def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
         curves = [None] * len(flux)
     results = [decompose_spectrum(loglam, f, iv, arm=arm, config=cfg, named=sel,
                                   lsf=_rescaled(lsf, c, lsf_curve), velocity=float(v),
-                                  width_curve=c, native_wave=nw)
-               for f, iv, v, c, nw in zip(flux, ivar, vel, curves, native_waves, strict=True)]
+                                  width_curve=c, native_wave=nw, seeds=sd)
+               for f, iv, v, c, nw, sd in zip(flux, ivar, vel, curves, native_waves, seeds,
+                                              strict=True)]
     for res in results:
         if not res.flag & NOFIT:
             res.flag |= flag
@@ -279,6 +284,46 @@ def mean_profiles(path: Path, config: Config, *, curves: bool = False) -> dict:
     return out
 
 
+def mean_seeds(path: Path, config: Config, profiles: dict) -> dict:
+    """The lines found in every mean spectrum of the mean output ``path``: {(CAMERA, IMG):
+    log10 wavelengths of their centres}, the seeds of the exposure's fibres
+    (``fibre_seeds``). Each camera's means are decomposed as the mean mode does, with the
+    profile of ``profiles`` (:func:`mean_profiles` with ``curves``); cameras without one
+    have no seeds."""
+    named = named_lines(config.lines.line_list)
+    out = {}
+    with open_fits(path) as hdul:
+        meta = Table.read(hdul["MEANMETA"], unit_parse_strict="silent", mask_invalid=False)
+        meta.convert_bytestring_to_unicode()
+        cams = np.asarray(meta["CAMERA"]).astype(str)
+        for cam in sorted(set(cams) & set(profiles)):
+            lsf, curve = profiles[cam]
+            wave, flux, ivar = _common.camera_arrays(hdul, path, cam, f"{cam[0].upper()}_WAVE")
+            loglam = np.log10(wave)
+            sel = np.flatnonzero(cams == cam)
+            mrows = np.asarray(meta["ROW"])[sel]
+            disp = (np.asarray(hdul[f"{cam.upper()}_DISP"].data, dtype=float)[mrows]
+                    if f"{cam.upper()}_DISP" in hdul else None)
+            velocity = (np.asarray(meta["HELIO_RV"], dtype=float)[sel]
+                        if "HELIO_RV" in meta.colnames else None)
+            results = decompose_block(loglam, flux[mrows], ivar[mrows], cam[0], config, named,
+                                      velocity, lsf=lsf, curves=width_curves(loglam, disp,
+                                                                             config),
+                                      lsf_curve=curve)
+            for r, res in zip(sel, results, strict=True):
+                if not res.flag & NOFIT:
+                    out[(cam, int(meta["IMG"][r]))] = np.interp(
+                        res.centre, np.arange(loglam.size), loglam)
+    return out
+
+
+def _seed_pixels(seeds: dict, cam: str, imgs, loglam):
+    """Each fibre's seeds (:func:`mean_seeds`) as pixels of the grid ``loglam``, or None."""
+    step = (loglam[-1] - loglam[0]) / (loglam.size - 1)
+    return [None if (cam, int(i)) not in seeds
+            else (seeds[(cam, int(i))] - loglam[0]) / step for i in imgs]
+
+
 def decompose_fibres_file(path: Path, config: Config, mean_path: Path | None = None):
     """Decompositions of every sky-fibre spectrum of one extract output.
 
@@ -289,11 +334,15 @@ def decompose_fibres_file(path: Path, config: Config, mean_path: Path | None = N
     the blue for a reliable fit), else fitted on the camera's fibres of highest median S/N
     (up to ``FIBRE_PROFILE_TRIES``), else the default profile (FLAG LSF_DEFAULT). Returns
     the table (one row per extract META row, same order), the images per camera (row
-    ``ROW`` is the extract image row) and the grids.
+    ``ROW`` is the extract image row) and the grids. With ``fibre_seeds`` (and the mean
+    output), each fibre's line search starts from the lines of its exposure's mean
+    (:func:`mean_seeds`).
     """
     from .mean import arm_grid
 
     profiles = mean_profiles(mean_path, config, curves=True) if mean_path is not None else {}
+    seeds = (mean_seeds(mean_path, config, profiles)
+             if mean_path is not None and config.decompose.fibre_seeds else {})
 
     named = named_lines(config.lines.line_list)
     names = output_names(named)
@@ -325,7 +374,9 @@ def decompose_fibres_file(path: Path, config: Config, mean_path: Path | None = N
             results = decompose_block(loglam, f, iv, cam[0], config, named, velocity,
                                       tries=FIBRE_PROFILE_TRIES, default=True, lsf=lsf,
                                       curves=curves, lsf_curve=lsf_curve,
-                                      native_waves=natives)
+                                      native_waves=natives,
+                                      seeds=_seed_pixels(seeds, cam, np.asarray(meta["IMG"])[sel],
+                                                         loglam))
             image = {k: np.zeros((wave.shape[0], loglam.size), np.float32)
                      for k in ("CONT", "LINES")}
             for r, er, res in zip(sel, erows, results, strict=True):
