@@ -767,3 +767,82 @@ def test_native_pixels_model_a_resampled_spectrum_exactly():
     # the fitted width is the instrument's, without the pixel boxes
     assert out["native"][2] == pytest.approx(sigma, rel=0.02)
     assert out["grid"][2] > 1.03 * sigma
+
+
+def _faint_forest(rng, n_bright=30, n_faint=150, faint=0.8):
+    """Bright lines, a forest of lines below the detection threshold, and their centres."""
+    bright = rng.uniform(60, NPIX - 60, n_bright)
+    faint_c = rng.uniform(60, NPIX - 60, n_faint)
+    centres = np.concatenate([bright, faint_c])
+    fluxes = np.concatenate([rng.uniform(100, 1000, n_bright), np.full(n_faint, faint)])
+    return centres, fluxes
+
+
+def test_seeded_faint_lines_are_fitted_and_the_continuum_is_not_biased():
+    # a fibre's faint lines (S/N ~3.5 each, below detect_sigma) go into an unseeded
+    # continuum; seeded with the lines of a brighter spectrum they are fitted as lines
+    rng = np.random.default_rng(11)
+    centres, fluxes = _faint_forest(rng)
+    cont = _continuum()
+    flux, ivar = _noisy(cont + _lines(centres, fluxes), rng)
+    free = decompose_spectrum(LOGLAM, flux, ivar, arm="b", lsf=LSF)
+    seeded = decompose_spectrum(LOGLAM, flux, ivar, arm="b", lsf=LSF, seeds=centres)
+    inner = slice(100, NPIX - 100)
+    bias_free = np.median(free.CONT[inner] / cont[inner] - 1)
+    bias_seeded = np.median(seeded.CONT[inner] / cont[inner] - 1)
+    # the forest's mean flux density is ~1.3 % of the continuum
+    forest = np.mean(_lines(centres[30:], fluxes[30:])[inner] / cont[inner])
+    assert bias_free > 0.5 * forest > 0.004
+    assert abs(bias_seeded) < 0.25 * bias_free
+    assert seeded.flux.size >= centres.size
+    # the bright lines' fluxes as in the unseeded fit, within their errors
+    for c, f in zip(centres[:30], fluxes[:30], strict=True):
+        k = np.argmin(np.abs(seeded.centre - c))
+        assert abs(seeded.flux[k] - f) < 5 * seeded.flux_err[k] + 0.01 * f
+
+
+def test_seeded_lines_absent_from_a_spectrum_are_kept_and_measured_as_zero():
+    rng = np.random.default_rng(12)
+    centres, fluxes = _faint_forest(rng, n_faint=0)
+    flux, ivar = _noisy(_continuum() + _lines(centres, fluxes), rng)
+    # seeds where this spectrum has nothing (lines of the mean that are not here)
+    empty = np.linspace(80, NPIX - 80, 60) + 0.3
+    empty = empty[np.min(np.abs(empty[:, None] - centres[None, :]), axis=1) > 8]
+    d = decompose_spectrum(LOGLAM, flux, ivar, arm="b", lsf=LSF,
+                           seeds=np.concatenate([centres, empty]))
+    k = np.argmin(np.abs(d.centre[:, None] - empty[None, :]), axis=0)
+    assert np.allclose(d.centre[k], empty)          # none dropped, none moved
+    pull = d.flux[k] / d.flux_err[k]
+    assert (pull < 0).sum() >= 0.25 * empty.size    # negative amplitudes are kept
+    assert abs(np.mean(pull)) < 0.5 and 0.6 < np.std(pull) < 1.5
+
+
+def test_seeds_are_ignored_when_the_profile_is_fitted():
+    rng = np.random.default_rng(13)
+    centres, fluxes = _faint_forest(rng, n_faint=20)
+    flux, ivar = _noisy(_continuum() + _lines(centres, fluxes), rng)
+    a = decompose_spectrum(LOGLAM, flux, ivar, arm="b")
+    b = decompose_spectrum(LOGLAM, flux, ivar, arm="b", seeds=centres)
+    np.testing.assert_array_equal(a.CONT, b.CONT)
+    np.testing.assert_array_equal(a.flux, b.flux)
+
+
+def test_the_fibres_seeds_are_the_lines_of_their_exposures_mean(mean_out):
+    from skymodelling.stages.decompose import _seed_pixels, mean_profiles, mean_seeds
+    from skymodelling.stages.mean import arm_grid
+
+    cfg = Config()
+    path = next((mean_out / "mean").glob("*/mean-*.fits"))
+    profiles = mean_profiles(path, cfg, curves=True)
+    seeds = mean_seeds(path, cfg, profiles)
+    with fits.open(path) as hdul:
+        meta = Table.read(hdul["MEANMETA"])
+    keys = {(str(c).strip(), int(i)) for c, i in zip(meta["CAMERA"], meta["IMG"], strict=True)}
+    assert set(seeds) == keys and set(profiles) == {c for c, _ in keys}
+    cam, img = sorted(keys)[0]
+    loglam = arm_grid(cam[0], cfg)
+    pix = _seed_pixels(seeds, cam, [img, -1], loglam)
+    assert pix[1] is None
+    # (the mean has a few dozen lines in a noiseless simulated blue camera, [OI] 5577 one)
+    assert pix[0].size > 20 and np.all(np.diff(pix[0]) > 0)
+    assert np.min(np.abs(10 ** np.interp(pix[0], np.arange(loglam.size), loglam) - 5578.9)) < 1.5
