@@ -28,7 +28,11 @@ spectrum:
 * the core width follows the mean spectrum's DISP (``<CAM>_DISP`` of the mean output, the
   extraction's dispersion traceset), its scale fitted once per camera and file, as the stage
   does (``disp_width``, default on);
-* speed: ``decompose_spectrum`` per mean spectrum with the profile fixed (the stage fits it once
+* the means of one camera and plate are decomposed together as the stage does
+  (:func:`skymodelling.stages.decompose.decompose_block`): the profile fitted on the one of
+  highest median S/N, then all with it (with ``seed_rows`` the others start from that one's
+  lines);
+* speed: the block's time per mean spectrum with the profile fixed (the stage fits it once
   per camera and file), and the profile search itself, one process. Named lines are placed
   with the exposure's HELIO_RV, as the stage does;
 * fibre spectra (``--spectra fibres``, about 1,100 here): every sky fibre of the extract
@@ -61,6 +65,7 @@ from skymodelling.stages.decompose import (
     _fibre_disp,
     _rescaled,
     _seed_pixels,
+    decompose_block,
     fibre_natives,
     mean_profiles,
     mean_seeds,
@@ -252,33 +257,49 @@ def _measure(raw, out, cfg):
     means = open_dataset(out).means
     meta = means.meta
     cams = np.asarray(meta["CAMERA"]).astype(str)
-    lsf = {}
     prof_times = []
     rows, times = [], []
+    # the means of each camera and plate decomposed together, as the stage does: the
+    # profile fitted on the one of highest median S/N (timed apart), then every mean with
+    # it (decompose_block: with seed_rows the others start from that mean's lines)
+    groups = {}
+    for i in range(len(meta)):
+        groups.setdefault((int(meta["PLATE"][i]), int(meta["MJD"][i]), cams[i]), []).append(i)
+    results, row_ms = {}, {}
+    for (plate, mjd, cam), idx in groups.items():
+        spectra = [means.spectrum(i) for i in idx]
+        loglam = np.log10(spectra[0].WAVE)
+        flux = np.array([sp.FLUX for sp in spectra], dtype=float)
+        ivar = np.array([sp.IVAR for sp in spectra], dtype=float)
+        vel = np.array([float(meta["HELIO_RV"][i]) for i in idx])
+        sel = named[np.asarray(named["CAMERA"]).astype(str) == cam[0]]
+        # the mean DISP of the spectra (mean output), as the stage uses it
+        with fits.open(mean_output(out, plate, mjd)) as hdul:
+            disp = (hdul[f"{cam.upper()}_DISP"].data[[int(meta["ROW"][i]) for i in idx]]
+                    .astype(float) if f"{cam.upper()}_DISP" in hdul else None)
+        curves = width_curves(loglam, disp, cfg)
+        snr = [np.median((f * np.sqrt(iv))[iv > 0]) for f, iv in zip(flux, ivar, strict=True)]
+        best = int(np.argmax(snr))
+        curve = None if curves is None else curves[best]
+        t0 = time.perf_counter()
+        lsf = fit_profile(loglam, flux[best], ivar[best], arm=cam[0], config=cfg.decompose,
+                          named=sel, velocity=float(vel[best]), width_curve=curve)[0]
+        prof_times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        res = decompose_block(loglam, flux, ivar, cam[0], cfg, named, vel, lsf=lsf,
+                              curves=curves, lsf_curve=curve)
+        dt = (time.perf_counter() - t0) / len(idx)
+        for i, d in zip(idx, res, strict=True):
+            results[i] = d
+            row_ms[i] = dt * 1e3
+            times.append(dt)
     for i in range(len(meta)):
         row, cam = meta[i], cams[i]
         plate, expid = int(row["PLATE"]), int(row["IMG"])
         s = means.spectrum(i)
         loglam = np.log10(s.WAVE)
         sel = named[np.asarray(named["CAMERA"]).astype(str) == cam[0]]
-        # the mean DISP of the spectrum (mean output), as the stage uses it
-        with fits.open(mean_output(out, plate, int(row["MJD"]))) as hdul:
-            disp = (hdul[f"{cam.upper()}_DISP"].data[int(row["ROW"])][None].astype(float)
-                    if f"{cam.upper()}_DISP" in hdul else None)
-        curve = width_curves(loglam, disp, cfg)
-        curve = None if curve is None else curve[0]
-        key = (plate, cam)
-        if key not in lsf:
-            t0 = time.perf_counter()
-            lsf[key] = (fit_profile(loglam, s.FLUX, s.IVAR, arm=cam[0], config=cfg.decompose,
-                                    named=sel, velocity=float(row["HELIO_RV"]),
-                                    width_curve=curve)[0], curve)
-            prof_times.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        d = decompose_spectrum(loglam, s.FLUX, s.IVAR, arm=cam[0], config=cfg.decompose,
-                               named=sel, lsf=_rescaled(lsf[key][0], curve, lsf[key][1]),
-                               velocity=float(row["HELIO_RV"]), width_curve=curve)
-        times.append(time.perf_counter() - t0)
+        d = results[i]
         tr = read_truth(raw, plate, expid, cam)
         edges = loglam_edges(loglam)
         tw = np.asarray(tr["WAVE"])
@@ -294,7 +315,7 @@ def _measure(raw, out, cfg):
                "regions": _region_errors(s.WAVE, d.CONT, tc, good),
                "cont_base": _cont_error(s.WAVE, base_cont, tc, good),
                "cont_smooth": _cont_error(s.WAVE, d.CONT_SMOOTH, tc, good),
-               "rchi2": d.rchi2, "ms": times[-1] * 1e3}
+               "rchi2": d.rchi2, "ms": row_ms[i]}
         for name, parts in LINES.items():
             if not np.all(np.isin(parts, np.asarray(sel["NAME"]).astype(str))):
                 continue

@@ -603,7 +603,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     cborder = _border(ncont, ncont, nborder)
 
     sigma0 = lsf[0] if lsf else (cfg.lsf_sigma or DEFAULT_LSF[arm][0])
-    seeded = seeds is not None and lsf is not None
+    seeded = seeds is not None and (lsf is not None or cfg.lsf_sigma is not None)
     if seeded:
         # the lines of a brighter spectrum of the same sky, on good pixels of this one and
         # outside the band windows; their S/N here comes from the first round's fit

@@ -29,6 +29,7 @@ from ..io import products
 from ..io.fitsutil import open_fits, write_hdus
 from ..io.products import FLUX_UNIT, table_hdu
 from ..spectral.decompose import (
+    C_KMS,
     DEFAULT_LSF,
     LSF_DEFAULT,
     NIGHTGLOW,
@@ -119,6 +120,9 @@ def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
     (:func:`~skymodelling.spectral.decompose.decompose_spectrum`).
     ``seeds``: each row's known line centres (grid pixels; a sequence, None for a row
     without), the ``seeds`` of ``decompose_spectrum`` (used with a fitted or given profile).
+    With ``seed_rows`` (off by default) and one profile for all rows, the row of highest
+    median S/N is decomposed first and every row without its own seeds starts from that
+    row's lines (docs/decompose.md, "Seeds").
     """
     cfg = config.decompose
     if curves is None:
@@ -148,11 +152,27 @@ def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
     # the default, a configured or a given profile fitted without
     if not ((lsf is None and cfg.lsf_sigma is None) or lsf_curve is not None):
         curves = [None] * len(flux)
-    results = [decompose_spectrum(loglam, f, iv, arm=arm, config=cfg, named=sel,
-                                  lsf=_rescaled(lsf, c, lsf_curve), velocity=float(v),
-                                  width_curve=c, native_wave=nw, seeds=sd)
-               for f, iv, v, c, nw, sd in zip(flux, ivar, vel, curves, native_waves, seeds,
-                                              strict=True)]
+
+    def one(r, row_seeds):
+        return decompose_spectrum(loglam, flux[r], ivar[r], arm=arm, config=cfg, named=sel,
+                                  lsf=_rescaled(lsf, curves[r], lsf_curve),
+                                  velocity=float(vel[r]), width_curve=curves[r],
+                                  native_wave=native_waves[r], seeds=row_seeds)
+
+    results = [None] * len(flux)
+    if cfg.seed_rows and len(flux) > 1 and (lsf is not None or cfg.lsf_sigma is not None):
+        # the row of highest S/N (the profile's) first; the others start from its lines,
+        # moved by the difference of the rows' heliocentric corrections (the lines are at
+        # rest in the topocentric frame)
+        lead = int(np.argmax(snr))
+        results[lead] = one(lead, seeds[lead])
+        if not results[lead].flag & NOFIT:
+            step = (loglam[-1] - loglam[0]) / (loglam.size - 1)
+            topo = results[lead].centre + np.log10(1.0 + vel[lead] / C_KMS) / step
+            seeds = [sd if sd is not None or r == lead
+                     else topo - np.log10(1.0 + vel[r] / C_KMS) / step
+                     for r, sd in enumerate(seeds)]
+    results = [res if res is not None else one(r, seeds[r]) for r, res in enumerate(results)]
     for res in results:
         if not res.flag & NOFIT:
             res.flag |= flag
