@@ -49,8 +49,9 @@ class _Normal:
 
     def _init(self, aw, sw, normal, first, last, y, border, ridge, rhs=None):
         self.r, self.c, self.v = normal
-        self.rhs = aw.T @ (sw * y) if rhs is None else rhs
-        self._aw, self._sw = aw, sw
+        # the weighted design: one matrix, or its column blocks side by side (extend)
+        self._aw, self._sw = (aw if aw is None or isinstance(aw, tuple) else (aw,)), sw
+        self.rhs = self._rhs(y) if rhs is None else rhs
         self.first, self.last = first, last
         self.border = np.asarray(border, bool)
         self.ridge = ridge
@@ -72,7 +73,7 @@ class _Normal:
         c = np.concatenate([block.c, cross.col + nb, cross.row, more.c + nb])
         v = np.concatenate([block.v, cross.data, cross.data, more.v])
         self = cls.__new__(cls)
-        self._init(sp.hstack([block.aw, more.aw]).tocsc(), block.sw, (r, c, v),
+        self._init((block.aw, more.aw), block.sw, (r, c, v),
                    np.concatenate([block.first, more.first]),
                    np.concatenate([block.last, more.last]), y, border, ridge)
         return self
@@ -81,7 +82,11 @@ class _Normal:
         """New data ``y`` (same weights and design): only the right-hand side changes."""
         if self._aw is None:
             raise ValueError("this system was made by Reweighted.system: make another")
-        self.rhs = self._aw.T @ (self._sw * y)
+        self.rhs = self._rhs(y)
+
+    def _rhs(self, y):
+        swy = self._sw * y
+        return np.concatenate([a.T @ swy for a in self._aw])
 
     def solve(self, sel=None, var=None, cov=None, sums=None):
         """Coefficients of the columns ``sel`` (all when None) fitted alone.

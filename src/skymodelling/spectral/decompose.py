@@ -37,7 +37,7 @@ from scipy.ndimage import median_filter, uniform_filter1d
 from .banded import BandedNormal as _Normal
 from .banded import Reweighted, WeightedBlock
 from .banded import border_mask as _border
-from .lsf import line_columns, line_wings, native_sampling, pixel_profile
+from .lsf import line_columns, native_sampling, pixel_profile, wing_matrix
 from .profile import DEFAULT_LSF, disp_width, fit_lsf, line_sigma
 
 log = logging.getLogger(__name__)
@@ -667,9 +667,11 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     # wing) is a fixed term computed from the previous fluxes ``prev``
     inner = min(cfg.fit_half_width, cfg.half_width)
 
-    def wings(c, f):
-        return line_wings(c, f, npix, dlam, sigma=line_sigma(lsf, c, npix, width_curve), eta=eta,
-                          gamma=gamma, inner=inner, half_width=cfg.half_width)
+    def wings(c):
+        """The far wings of the lines at ``c`` as an operator on their fluxes (built once
+        per set of centres: the fits of a round evaluate it with several)."""
+        return wing_matrix(c, npix, dlam, sigma=line_sigma(lsf, c, npix, width_curve), eta=eta,
+                           gamma=gamma, inner=inner, half_width=cfg.half_width)
 
     prev = np.zeros(centres.size)
     # the continuum's weighted columns and normal matrix, shared by every fit below
@@ -693,9 +695,10 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                                eta=eta, gamma=gamma,
                                half_width=inner, derivative=bright,
                                width_derivative=bright, native=native)
-        design = sp.hstack([basis, allcols]).tocsc()
-        system = _Normal.extend(cont_block, allcols, y - wings(centres, prev),
-                                _border(design.shape[1], ncont, nborder))
+        ndesign = ncont + allcols.shape[1]
+        wmat = wings(centres)
+        system = _Normal.extend(cont_block, allcols, y - wmat @ prev,
+                                _border(ndesign, ncont, nborder))
         alive = np.arange(nl0)
         for attempt in range(6):   # drop lines that come out negative
             shift, width = _free_columns(centres[alive], csnr[alive], names[alive], cfg)
@@ -716,17 +719,18 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         # wider and takes a faint line next to it, whose flux then goes to the continuum)
         gone = np.setdiff1d(np.arange(nl0), alive) if it == 0 else np.zeros(0, int)
         retry, retry_snr = centres[gone], csnr[gone]
+        walive = wmat[:, alive]
         if inner < cfg.half_width:
             # once more with the wings of this round's fluxes
-            system.set_data(y - wings(centres[alive], amp))
+            system.set_data(y - walive @ amp)
             coef = system.solve(sel)[0]
             amp = coef[ncont:ncont + alive.size]
         centres, csnr, names, found = centres[alive], csnr[alive], names[alive], found[alive]
         keep = keep[alive]
         prev = amp.copy()
-        full = np.zeros(design.shape[1])
+        full = np.zeros(ndesign)
         full[sel] = coef
-        model = design @ full + wings(centres, prev)
+        model = basis @ full[:ncont] + allcols @ full[ncont:] + walive @ prev
         # refine the centres of bright lines by their shift coefficient
         nsh = int(shift.sum())
         if nsh:
@@ -746,7 +750,7 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
             back = near.min(axis=1, initial=np.inf) >= cfg.min_separation
             new, nsnr = np.append(new, retry[back]), np.append(nsnr, retry_snr[back])
         # S/N of the existing lines from this fit (ignoring correlations: cheap)
-        prof = design[:, ncont + alive]
+        prof = allcols[:, alive]
         info = np.bincount(np.repeat(np.arange(alive.size), np.diff(prof.indptr)),
                            prof.data ** 2 * w[prof.indices], minlength=alive.size)
         csnr = amp * np.sqrt(info)
@@ -770,12 +774,13 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                         sigma=line_sigma(lsf, centres, npix, width_curve), eta=eta,
                         gamma=gamma, half_width=inner, derivative=shift,
                         width_derivative=width, native=native)
-    design = sp.hstack([basis, cols]).tocsc()
-    outer = wings(centres, prev)
+    ndesign = ncont + cols.shape[1]
+    wmat = wings(centres)
+    outer = wmat @ prev
     system = _Normal.extend(cont_block, cols, y - outer,
-                            _border(design.shape[1], ncont, nborder))
+                            _border(ndesign, ncont, nborder))
     if inner < cfg.half_width:
-        outer = wings(centres, system.solve()[0][ncont:ncont + nl])
+        outer = wmat @ system.solve()[0][ncont:ncont + nl]
         system.set_data(y - outer)
     named_idx = ncont + np.flatnonzero(names != "")
     gid = blend_groups(centres, cfg.blend_pixels)

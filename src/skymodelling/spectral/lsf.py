@@ -41,7 +41,7 @@ from scipy.special import ndtr
 
 from .resample import loglam_edges, pixel_edges
 
-__all__ = ["pixel_profile", "profile_derivative", "line_columns", "line_wings",
+__all__ = ["pixel_profile", "profile_derivative", "line_columns", "line_wings", "wing_matrix",
            "NativeSampling", "native_sampling"]
 
 
@@ -273,26 +273,47 @@ def line_wings(centres, fluxes, npix: int, dlam, *, sigma, eta: float, gamma: fl
     >>> bool(np.allclose(core + wing, full))
     True
     """
+    return wing_matrix(centres, npix, dlam, sigma=sigma, eta=eta, gamma=gamma, inner=inner,
+                       half_width=half_width) @ np.asarray(fluxes, dtype=float)
+
+
+def wing_matrix(centres, npix: int, dlam, *, sigma, eta: float, gamma: float, inner: int,
+                half_width: int = 40) -> sp.csc_matrix:
+    """The operator of :func:`line_wings`: ``wing_matrix(...) @ fluxes`` is the lines' flux
+    density beyond ``inner`` pixels (one column per line), for fits that evaluate the wings
+    of the same lines with several sets of fluxes.
+
+    Examples
+    --------
+    >>> dl = np.ones(200)
+    >>> c = np.array([60.3, 140.8])
+    >>> m = wing_matrix(c, 200, dl, sigma=1.0, eta=0.05, gamma=3.0, inner=10)
+    >>> w = line_wings(c, [5.0, 2.0], 200, dl, sigma=1.0, eta=0.05, gamma=3.0, inner=10)
+    >>> m.shape, bool(np.allclose(m @ [5.0, 2.0], w))
+    ((200, 2), True)
+    """
     centres = np.asarray(centres, dtype=float)
-    fluxes = np.asarray(fluxes, dtype=float)
     dlam = np.asarray(dlam, dtype=float)
     if inner >= half_width or centres.size == 0:
-        return np.zeros(npix)
+        return sp.csc_matrix((npix, centres.size))
     sig = np.broadcast_to(np.asarray(sigma, dtype=float), centres.shape)[:, None]
     base = np.rint(centres).astype(int)[:, None]
     nout = half_width - inner
-    # the profile integrated up to the pixel edges of each side (shared by neighbours)
-    edges = np.arange(inner + 0.5, half_width + 1.0)          # nout + 1 edges
+    # the profile integrated up to the pixel edges of each side (shared by neighbours),
+    # the left side's pixels in increasing order, then the right side's: CSC directly
+    edges = np.arange(inner + 0.5, half_width + 1.0)[::-1]    # nout + 1 edges, far first
+    left = base - (inner + 1) - np.arange(nout)[None, ::-1]
     right = base + (inner + 1) + np.arange(nout)[None, :]
-    left = base - (inner + 1) - np.arange(nout)[None, :]
-    out = np.zeros(npix)
-    for rows, sign in ((right, 1.0), (left, -1.0)):
-        e = sign * edges[None, :] + (base - centres[:, None])  # edge offsets from the centre
+    vals = []
+    for e in (-edges, edges[::-1]):
+        e = e[None, :] + (base - centres[:, None])            # edge offsets from the centre
         cdf = eta * np.arctan(e / gamma) / np.pi
         if (inner - 1.0) / np.max(sig) < 8.5:   # Gaussian tail not negligible in double
             cdf = cdf + (1.0 - eta) * ndtr(e / sig)
-        vals = sign * np.diff(cdf, axis=1)
-        ok = (rows >= 0) & (rows < npix)
-        r = rows[ok]
-        out += np.bincount(r, (vals * fluxes[:, None])[ok] / dlam[r], minlength=npix)
-    return out
+        vals.append(np.diff(cdf, axis=1))
+    rows = np.concatenate([left, right], axis=1)
+    vals = np.concatenate(vals, axis=1)
+    ok = (rows >= 0) & (rows < npix)
+    r = rows[ok]
+    indptr = np.concatenate([[0], np.cumsum(ok.sum(axis=1))])
+    return sp.csc_matrix((vals[ok] / dlam[r], r, indptr), shape=(npix, centres.size))
