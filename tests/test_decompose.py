@@ -848,28 +848,38 @@ def test_the_fibres_seeds_are_the_lines_of_their_exposures_mean(mean_out):
     assert np.min(np.abs(10 ** np.interp(pix[0], np.arange(loglam.size), loglam) - 5578.9)) < 1.5
 
 
-def test_seed_rows_start_every_row_from_the_lines_of_the_brightest_moved_by_velocity():
+def test_stack_seeds_fit_the_lines_of_the_rows_stack_in_every_row_moved_by_velocity():
     from skymodelling.spectral.decompose import C_KMS
     from skymodelling.stages.decompose import decompose_block, named_lines
 
     rng = np.random.default_rng(14)
-    centres, fluxes = _faint_forest(rng, n_faint=40, faint=3.0)
+    # faint lines below the rows' detection threshold, above the stack's
+    centres, fluxes = _faint_forest(rng, n_faint=60, faint=1.2)
     dv = 30.0    # km/s between the rows' heliocentric corrections
     shift = -np.log10(1.0 + dv / C_KMS) / 1e-4   # pixels: the second row's lines move by
-    rows = []
-    for k, (scale, c) in enumerate(((1.0, centres), (0.5, centres + shift))):
-        f, iv = _noisy(_continuum() + _lines(c, scale * fluxes), rng,
-                       floor=0.05 * (1 + 2 * k))
-        rows.append((f, iv))
-    flux, ivar = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+    flux, ivar = [], []
+    for k in range(4):
+        c = centres + (shift if k % 2 else 0.0)
+        f, iv = _noisy(_continuum() + _lines(c, fluxes), rng)
+        flux.append(f)
+        ivar.append(iv)
+    flux, ivar = np.array(flux), np.array(ivar)
+    vel = [0.0, dv, 0.0, dv]
     named = named_lines(None)[:0]
-    cfg = Config(decompose=DecomposeConfig(seed_rows=True))
-    lead, other = decompose_block(LOGLAM, flux, ivar, "b", cfg, named, [0.0, dv], lsf=LSF)
-    alone = decompose_block(LOGLAM, flux, ivar, "b", Config(), named, [0.0, dv], lsf=LSF)
-    # the brightest row is decomposed as without seeds; the other fits all its lines
-    np.testing.assert_array_equal(lead.flux, alone[0].flux)
-    assert other.flux.size >= lead.flux.size > alone[1].flux.size
-    # the faint seeded lines (no shift column) sit at the lead's centres moved by dv
-    faint = np.abs(lead.flux / lead.flux_err) < 15
-    k = np.argmin(np.abs(other.centre[:, None] - (lead.centre[faint] + shift)[None, :]), axis=0)
-    np.testing.assert_allclose(other.centre[k], lead.centre[faint] + shift, atol=1e-9)
+    seeded = decompose_block(LOGLAM, flux, ivar, "b", Config(), named, vel, lsf=LSF)
+    alone = decompose_block(LOGLAM, flux, ivar, "b",
+                            Config(decompose=DecomposeConfig(stack_seeds=False)), named, vel,
+                            lsf=LSF)
+    inner = slice(100, NPIX - 100)
+    for s_, a_ in zip(seeded, alone, strict=True):
+        assert s_.flux.size > a_.flux.size + 20
+        # the faint lines are lines, not continuum
+        bias = [np.median(d.CONT[inner] / _continuum()[inner] - 1) for d in (s_, a_)]
+        assert abs(bias[0]) < 0.6 * bias[1]
+    # the faint seeded lines (no shift column) of the second row sit at the first's moved
+    # by the difference of their heliocentric corrections
+    first, second = seeded[0], seeded[1]
+    faint = np.abs(first.flux / first.flux_err) < 15
+    k = np.argmin(np.abs(second.centre[:, None] - (first.centre[faint] + shift)[None, :]),
+                  axis=0)
+    np.testing.assert_allclose(second.centre[k], first.centre[faint] + shift, atol=1e-9)

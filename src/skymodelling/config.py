@@ -341,14 +341,14 @@ class DecomposeConfig:
     seed_iterations : int
         Rounds of line search after the first fit of the seeded lines (``iterations`` is
         that of an unseeded spectrum).
-    seed_rows : bool
+    stack_seeds : bool
         The spectra of one camera and file that share a profile (the means of a plate's
-        exposures, the exposures of a spec file, the fibres without a mean): the one of
-        highest median S/N is decomposed first, and the others start from its lines
-        (``seeds``, moved by their heliocentric corrections; docs/decompose.md "Seeds").
-        Off by default: ~30 % faster, but on real sky slightly less accurate (red
-        |data - model| / data 4.15 -> 4.3 %); the fibres of an exposure are seeded from
-        its mean instead (``fibre_seeds``).
+        exposures, the exposures of a spec file; not fibres seeded from their mean): their
+        stack (inverse-variance weighted, in the topocentric frame) is decomposed with the
+        detection threshold ``stack_detect_sigma``, and its lines seed every spectrum
+        (``seeds``; docs/decompose.md "Seeds"). False: each searches its own lines.
+    stack_detect_sigma : float
+        Detection threshold (sigma) of the stack's line search.
     """
 
     knot_spacing: int = 40
@@ -384,7 +384,8 @@ class DecomposeConfig:
     native_pixels: bool = True
     fibre_seeds: bool = True
     seed_iterations: int = 1
-    seed_rows: bool = False
+    stack_seeds: bool = True
+    stack_detect_sigma: float = 3.0
 
     def __post_init__(self):
         for name in ("wing_blue", "wing_red"):
@@ -418,8 +419,9 @@ class DecomposeConfig:
         if not set(glow) <= {"b", "r"}:
             raise SkyModellingError('nightglow lists arms: "b", "r" or both')
         object.__setattr__(self, "nightglow", glow)
-        if not self.detect_sigma > 0 or not self.shift_sigma > 0:
-            raise SkyModellingError("detect_sigma and shift_sigma must be positive")
+        if not self.detect_sigma > 0 or not self.shift_sigma > 0 or not self.stack_detect_sigma > 0:
+            raise SkyModellingError("detect_sigma, stack_detect_sigma and shift_sigma must be "
+                                    "positive")
         if self.iterations < 0 or self.max_lines < 1 or self.half_width < 5:
             raise SkyModellingError("iterations >= 0, max_lines >= 1, half_width >= 5 needed")
         if self.seed_iterations < 0:

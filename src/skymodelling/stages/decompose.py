@@ -17,6 +17,7 @@ the extract META.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -120,9 +121,10 @@ def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
     (:func:`~skymodelling.spectral.decompose.decompose_spectrum`).
     ``seeds``: each row's known line centres (grid pixels; a sequence, None for a row
     without), the ``seeds`` of ``decompose_spectrum`` (used with a fitted or given profile).
-    With ``seed_rows`` (off by default) and one profile for all rows, the row of highest
-    median S/N is decomposed first and every row without its own seeds starts from that
-    row's lines (docs/decompose.md, "Seeds").
+    With ``stack_seeds`` (the default), one profile for all rows, more than one row and no
+    given seeds, the rows are stacked (:func:`stack_rows`), the stack is decomposed with
+    the detection threshold ``stack_detect_sigma``, and its lines seed every row
+    (docs/decompose.md, "Seeds").
     """
     cfg = config.decompose
     if curves is None:
@@ -153,30 +155,57 @@ def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
     if not ((lsf is None and cfg.lsf_sigma is None) or lsf_curve is not None):
         curves = [None] * len(flux)
 
-    def one(r, row_seeds):
-        return decompose_spectrum(loglam, flux[r], ivar[r], arm=arm, config=cfg, named=sel,
+    if (cfg.stack_seeds and len(flux) > 1 and all(sd is None for sd in seeds)
+            and (lsf is not None or cfg.lsf_sigma is not None)):
+        # the rows' stack (a deeper spectrum of the same lines): its lines seed every row
+        lead = int(np.argmax(snr))
+        stacked = stack_rows(loglam, flux, ivar, vel, vel[lead])
+        res = decompose_spectrum(loglam, *stacked, arm=arm,
+                                 config=replace(cfg, detect_sigma=cfg.stack_detect_sigma),
+                                 named=sel, lsf=_rescaled(lsf, curves[lead], lsf_curve),
+                                 velocity=float(vel[lead]), width_curve=curves[lead],
+                                 native_wave=native_waves[lead])
+        if not res.flag & NOFIT:
+            step = (loglam[-1] - loglam[0]) / (loglam.size - 1)
+            topo = res.centre + np.log10(1.0 + vel[lead] / C_KMS) / step
+            seeds = [topo - np.log10(1.0 + v / C_KMS) / step for v in vel]
+    results = [decompose_spectrum(loglam, flux[r], ivar[r], arm=arm, config=cfg, named=sel,
                                   lsf=_rescaled(lsf, curves[r], lsf_curve),
                                   velocity=float(vel[r]), width_curve=curves[r],
-                                  native_wave=native_waves[r], seeds=row_seeds)
-
-    results = [None] * len(flux)
-    if cfg.seed_rows and len(flux) > 1 and (lsf is not None or cfg.lsf_sigma is not None):
-        # the row of highest S/N (the profile's) first; the others start from its lines,
-        # moved by the difference of the rows' heliocentric corrections (the lines are at
-        # rest in the topocentric frame)
-        lead = int(np.argmax(snr))
-        results[lead] = one(lead, seeds[lead])
-        if not results[lead].flag & NOFIT:
-            step = (loglam[-1] - loglam[0]) / (loglam.size - 1)
-            topo = results[lead].centre + np.log10(1.0 + vel[lead] / C_KMS) / step
-            seeds = [sd if sd is not None or r == lead
-                     else topo - np.log10(1.0 + vel[r] / C_KMS) / step
-                     for r, sd in enumerate(seeds)]
-    results = [res if res is not None else one(r, seeds[r]) for r, res in enumerate(results)]
+                                  native_wave=native_waves[r], seeds=seeds[r])
+               for r in range(len(flux))]
     for res in results:
         if not res.flag & NOFIT:
             res.flag |= flag
     return results
+
+
+def stack_rows(loglam, flux, ivar, velocity, v0: float):
+    """Inverse-variance weighted mean of spectra on the heliocentric grid ``loglam`` with
+    heliocentric corrections ``velocity`` (km/s), moved to the frame of correction ``v0``
+    (the sky lines are at rest in the topocentric frame; linear interpolation, shifts of a
+    few hundredths of a pixel within a night): (flux, ivar) of the stack, ivar 0 where no
+    row has a good pixel.
+
+    Examples
+    --------
+    >>> loglam = 3.6 + 1e-4 * np.arange(5)
+    >>> f, iv = stack_rows(loglam, np.array([[1.0, 2, 3, 4, 5], [3.0, 4, 5, 6, 7]]),
+    ...                    np.array([[1.0, 1, 0, 1, 1], [1.0, 1, 1, 1, 1]]), [0.0, 0.0], 0.0)
+    >>> f.tolist(), iv.tolist()
+    ([2.0, 3.0, 5.0, 5.0, 6.0], [2.0, 2.0, 1.0, 2.0, 2.0])
+    """
+    flux = np.asarray(flux, dtype=float)
+    ivar = np.asarray(ivar, dtype=float)
+    num = np.zeros(loglam.size)
+    den = np.zeros(loglam.size)
+    for f, iv, v in zip(flux, ivar, np.asarray(velocity, dtype=float), strict=True):
+        good = (iv > 0) & np.isfinite(f)
+        shifted = loglam + (np.log10(1.0 + v / C_KMS) - np.log10(1.0 + v0 / C_KMS))
+        # (the weighted flux and the weights interpolated apart: a masked pixel adds nothing)
+        num += np.interp(loglam, shifted, np.where(good, f * iv, 0.0), left=0.0, right=0.0)
+        den += np.interp(loglam, shifted, np.where(good, iv, 0.0), left=0.0, right=0.0)
+    return np.divide(num, den, out=np.zeros(loglam.size), where=den > 0), den
 
 
 def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
