@@ -376,7 +376,8 @@ def _report(rows, times, prof_times, fibres, write=True):
     tb = [r["ms"] for r in rows if r["group"][1] == "b"]
     tr = [r["ms"] for r in rows if r["group"][1] == "r"]
     speed = (f"Speed (one process): {np.median(t):.0f} ms per mean spectrum with the profile "
-             f"fixed (median; blue {np.median(tb):.0f} ms, red {np.median(tr):.0f} ms; "
+             f"fixed (the block's time / its spectra, the stack's decomposition included; "
+             f"median; blue {np.median(tb):.0f} ms, red {np.median(tr):.0f} ms; "
              f"{len(t)} spectra), plus {np.median(prof_times) * 1e3:.0f} ms per profile search "
              f"(once per camera and file).")
     text = "\n".join(lines)
@@ -405,8 +406,9 @@ def _report(rows, times, prof_times, fibres, write=True):
         return
     update_section("decompose", f"""
 `python benchmarks/bench_decompose.py`: 2 simulated plates x 3 exposures (noise on, seed 3),
-extract + mean, then every mean spectrum decomposed and compared with the simulator's truth
-(continuum: the plain mean of the sky fibres' truth CONT resampled onto the mean grid; lines:
+extract + mean, then the means of each camera and plate decomposed together as the stage does
+(profile fitted on the one of highest S/N; with `stack_seeds` every mean starts from the lines
+of their stack) and compared with the simulator's truth (continuum: the plain mean of the sky fibres' truth CONT resampled onto the mean grid; lines:
 the listed flux of the named line(s) times the fibre area, see the script's docstring).
 Continuum error: median over 10 nm bins (3650-10300 A) of |mean model / mean truth - 1|,
 median over the spectra of a group. "dark": Moon below 10 deg altitude; "moonlit": Moon at
