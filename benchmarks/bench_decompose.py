@@ -408,8 +408,9 @@ def _report(rows, times, prof_times, fibres, write=True):
 `python benchmarks/bench_decompose.py`: 2 simulated plates x 3 exposures (noise on, seed 3),
 extract + mean, then the means of each camera and plate decomposed together as the stage does
 (profile fitted on the one of highest S/N; with `stack_seeds` every mean starts from the lines
-of their stack) and compared with the simulator's truth (continuum: the plain mean of the sky fibres' truth CONT resampled onto the mean grid; lines:
-the listed flux of the named line(s) times the fibre area, see the script's docstring).
+of their stack) and compared with the simulator's truth (continuum: the plain mean of the sky
+fibres' truth CONT resampled onto the mean grid; lines: the listed flux of the named line(s)
+times the fibre area, see the script's docstring).
 Continuum error: median over 10 nm bins (3650-10300 A) of |mean model / mean truth - 1|,
 median over the spectra of a group. "dark": Moon below 10 deg altitude; "moonlit": Moon at
 ~47 deg. Named lines placed with the exposure's HELIO_RV. Baseline:

@@ -883,3 +883,36 @@ def test_stack_seeds_fit_the_lines_of_the_rows_stack_in_every_row_moved_by_veloc
     k = np.argmin(np.abs(second.centre[:, None] - (first.centre[faint] + shift)[None, :]),
                   axis=0)
     np.testing.assert_allclose(second.centre[k], first.centre[faint] + shift, atol=1e-9)
+
+
+def test_the_stack_moves_every_row_to_the_frame_of_the_lead():
+    from skymodelling.spectral.decompose import C_KMS
+    from skymodelling.stages.decompose import stack_rows
+
+    dv = 40.0
+    shift = -np.log10(1.0 + dv / C_KMS) / 1e-4      # the second row's lines, in pixels
+    rows = np.array([_continuum() + _lines([700.3], [500.0]),
+                     _continuum() + _lines([700.3 + shift], [500.0])])
+    ivar = np.ones_like(rows)
+    ivar[1, 690:695] = 0.0                             # a masked stretch of one row
+    flux, iv = stack_rows(LOGLAM, rows, ivar, [0.0, dv], 0.0)
+    # (the row's weights move with it: a pixel half on the masked stretch keeps half)
+    assert np.all(iv[691:695] == 1.0) and 1.0 < iv[690] < 2.0 and iv[800] == pytest.approx(2.0)
+    peak = 700 + np.argmax(flux[700:702])
+    # the stacked line stays where the lead row has it (linear interpolation of the other)
+    assert peak == 700
+    assert flux[695:706].sum() == pytest.approx(rows[0, 695:706].sum(), rel=2e-3)
+
+
+def test_a_single_row_is_not_stacked():
+    from skymodelling.stages.decompose import decompose_block, named_lines
+
+    rng = np.random.default_rng(15)
+    centres, fluxes = _faint_forest(rng, n_faint=40, faint=1.2)
+    flux, ivar = _noisy(_continuum() + _lines(centres, fluxes), rng)
+    named = named_lines(None)[:0]
+    one = decompose_block(LOGLAM, flux[None], ivar[None], "b", Config(), named, [0.0], lsf=LSF)
+    off = decompose_block(LOGLAM, flux[None], ivar[None], "b",
+                          Config(decompose=DecomposeConfig(stack_seeds=False)), named, [0.0],
+                          lsf=LSF)
+    np.testing.assert_array_equal(one[0].flux, off[0].flux)
