@@ -226,7 +226,8 @@ class _Normal:
         return np.concatenate([z0 - zb @ xb, xb])
 
     def _block_solve(self, r, c, v, b, dead, nloc, first, last, var, cov, groups=()):
-        from scipy.linalg import cholesky, solve_triangular
+        from scipy.linalg.lapack import dpotrf as potrf
+        from scipy.linalg.lapack import dtrtri as trtri
 
         n = b.size
         nb = n - nloc
@@ -248,7 +249,7 @@ class _Normal:
         # right-hand sides: the data, the border columns, unit vectors for the covariance
         cov_loc = cov[cov < nloc]
         ng = len(groups)
-        if any(np.any(pos >= nloc) for pos, _ in groups):
+        if ng and max(int(pos.max(initial=-1)) for pos, _ in groups) >= nloc:
             raise np.linalg.LinAlgError("sums of border columns not supported")
         k = 1 + nb + cov_loc.size
         dmat = np.zeros((nblk, m, m))
@@ -272,22 +273,29 @@ class _Normal:
         bor = (r < nloc) & (c >= nloc)
         rhs[blk[r[bor]], off[r[bor]], 1 + c[bor] - nloc] = v[bor]
         rhs[blk[cov_loc], off[cov_loc], 1 + nb + np.arange(cov_loc.size)] = 1.0
-        # forward: N = L L^T, L block bidiagonal with diagonal Lk and sub-diagonal Mk
-        chol, lower, ys = [], [], []
+        # forward: N = L L^T, L block bidiagonal with diagonal Lk and sub-diagonal Mk; each
+        # Lk's inverse (LAPACK trtri) turns the block solves into products, and its
+        # blocks are what the selected inversion below needs
+        inv_l, lower, ys = [], [], []
         mk = None
         for j in range(nblk):
             s = dmat[j] if mk is None else dmat[j] - mk @ mk.T
-            lk = cholesky(s, lower=True, check_finite=False)
+            lk, info = potrf(s, lower=1, clean=1)
+            if info != 0:
+                raise np.linalg.LinAlgError("a block is not positive definite")
+            li, info = trtri(lk, lower=1)
+            if info != 0:
+                raise np.linalg.LinAlgError("a singular block")
             rj = rhs[j] if mk is None else rhs[j] - mk @ ys[-1]
-            ys.append(solve_triangular(lk, rj, lower=True, check_finite=False))
-            chol.append(lk)
+            ys.append(li @ rj)
+            inv_l.append(li)
             if j < nblk - 1:
-                mk = solve_triangular(lk, emat[j].T, lower=True, check_finite=False).T
+                mk = emat[j] @ li.T
                 lower.append(mk)
         xs = [None] * nblk
         for j in range(nblk - 1, -1, -1):
             yj = ys[j] if j == nblk - 1 else ys[j] - lower[j].T @ xs[j + 1]
-            xs[j] = solve_triangular(chol[j], yj, lower=True, trans="T", check_finite=False)
+            xs[j] = inv_l[j].T @ yj
         xall = np.concatenate([xs[j][:size[j]] for j in range(nblk)]) if nblk else np.zeros(
             (0, k))
         # the inverse of the local part within and next to the diagonal blocks (selected
@@ -298,7 +306,7 @@ class _Normal:
             diag_blocks = np.zeros((nblk, m, m))
             next_blocks = np.zeros((max(nblk - 1, 0), m, m))   # (j + 1, j) blocks
             for j in range(nblk - 1, -1, -1):
-                li = solve_triangular(chol[j], np.eye(m), lower=True, check_finite=False)
+                li = inv_l[j]
                 s = li.T @ li
                 if sig is not None:
                     p = (lower[j] @ li).T
