@@ -30,8 +30,8 @@ spectrum:
   does (``disp_width``, default on);
 * the means of one camera and plate are decomposed together as the stage does
   (:func:`skymodelling.stages.decompose.decompose_block`): the profile fitted on the one of
-  highest median S/N, then all with it (with ``seed_rows`` the others start from that one's
-  lines);
+  highest median S/N, then all with it (with ``stack_seeds`` every mean starts from the
+  lines of the block's stack);
 * speed: the block's time per mean spectrum with the profile fixed (the stage fits it once
   per camera and file), and the profile search itself, one process. Named lines are placed
   with the exposure's HELIO_RV, as the stage does;
@@ -261,7 +261,7 @@ def _measure(raw, out, cfg):
     rows, times = [], []
     # the means of each camera and plate decomposed together, as the stage does: the
     # profile fitted on the one of highest median S/N (timed apart), then every mean with
-    # it (decompose_block: with seed_rows the others start from that mean's lines)
+    # it (decompose_block: with stack_seeds every mean starts from the lines of their stack)
     groups = {}
     for i in range(len(meta)):
         groups.setdefault((int(meta["PLATE"][i]), int(meta["MJD"][i]), cams[i]), []).append(i)
