@@ -551,8 +551,9 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         pixels fall at every phase of the grid's).
     seeds : array_like, optional
         Centres (fractional pixels of the grid) of lines known to be in this spectrum: the
-        lines found in a brighter spectrum of the same sky, e.g. the mean of the fibre's
-        exposure and camera (``fibre_seeds``, docs/decompose.md "Fibres"). Used with a given
+        lines found in a deeper spectrum of the same sky: the stack of a camera's spectra
+        (``stack_seeds``) or the mean of a fibre's exposure and camera (``fibre_seeds``;
+        docs/decompose.md "Seeds"). Used with a given
         ``lsf`` (ignored when the profile is fitted here, which needs the first continuum's
         peaks): the first round fits them instead of the peaks above a first continuum,
         a seeded line is kept when its amplitude comes out negative (a line of the brighter

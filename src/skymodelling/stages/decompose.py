@@ -208,6 +208,16 @@ def stack_rows(loglam, flux, ivar, velocity, v0: float):
     return np.divide(num, den, out=np.zeros(loglam.size), where=den > 0), den
 
 
+def _mean_meta(hdul, path) -> tuple[Table, np.ndarray]:
+    """The MEANMETA table of an open mean output and its CAMERA column as str."""
+    try:
+        meta = Table.read(hdul["MEANMETA"], unit_parse_strict="silent", mask_invalid=False)
+    except KeyError as exc:
+        raise BossFileError(path, "no MEANMETA HDU") from exc
+    meta.convert_bytestring_to_unicode()
+    return meta, np.asarray(meta["CAMERA"]).astype(str)
+
+
 def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
                    strict: bool = False):
     """Decompositions of every mean spectrum of one mean output.
@@ -217,12 +227,7 @@ def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
     named = named_lines(config.lines.line_list)
     names = output_names(named)
     with open_fits(path) as hdul:
-        try:
-            meta = Table.read(hdul["MEANMETA"], unit_parse_strict="silent", mask_invalid=False)
-        except KeyError as exc:
-            raise BossFileError(path, "no MEANMETA HDU") from exc
-        meta.convert_bytestring_to_unicode()
-        cams = np.asarray(meta["CAMERA"]).astype(str)
+        meta, cams = _mean_meta(hdul, path)
         rows, line_rows, images, grids = [], [], {}, {}
         for cam in sorted(set(cams)):
             wave, flux, ivar = _common.camera_arrays(hdul, path, cam,
@@ -306,9 +311,7 @@ def mean_profiles(path: Path, config: Config, *, curves: bool = False) -> dict:
     named = named_lines(config.lines.line_list)
     out = {}
     with open_fits(path) as hdul:
-        meta = Table.read(hdul["MEANMETA"], unit_parse_strict="silent", mask_invalid=False)
-        meta.convert_bytestring_to_unicode()
-        cams = np.asarray(meta["CAMERA"]).astype(str)
+        meta, cams = _mean_meta(hdul, path)
         for cam in sorted(set(cams)):
             sel = np.flatnonzero(cams == cam)
             rows = np.asarray(meta["ROW"])[sel]
@@ -342,9 +345,7 @@ def mean_seeds(path: Path, config: Config, profiles: dict) -> dict:
     named = named_lines(config.lines.line_list)
     out = {}
     with open_fits(path) as hdul:
-        meta = Table.read(hdul["MEANMETA"], unit_parse_strict="silent", mask_invalid=False)
-        meta.convert_bytestring_to_unicode()
-        cams = np.asarray(meta["CAMERA"]).astype(str)
+        meta, cams = _mean_meta(hdul, path)
         for cam in sorted(set(cams) & set(profiles)):
             lsf, curve = profiles[cam]
             wave, flux, ivar = _common.camera_arrays(hdul, path, cam, f"{cam[0].upper()}_WAVE")
