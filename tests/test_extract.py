@@ -76,6 +76,7 @@ def test_telluric_ratio_recovers_band_ratio_under_smooth_differences():
     assert np.all(got[:, :50] == 1.0) and np.all(got[~cut] == 1.0)
 
 
+@pytest.mark.slow
 def test_fixed_calibration_takes_the_exposures_telluric_bands(sim_tree, extracted, tmp_path):
     """The fixed reference corrects its own night's bands; with telluric_from_exposure the
     extracted sky follows the truth in the H2O band in exposures at another airmass."""

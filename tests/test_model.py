@@ -100,6 +100,7 @@ def test_boosted_model_intervals_on_held_out_rows(synth):
     assert 0.58 < s["coverage"] < 0.78
 
 
+@pytest.mark.slow
 def test_epoch_input_learns_a_change_in_time(synth):
     """A sky that brightens by 30 % half-way through the survey: TAI-MID lets the
     boosted model see it; without TAI-MID the epoch is a missing, unused input."""

@@ -21,6 +21,7 @@ from skymodelling.sky.extinction import transmission
 from skymodelling.sky.units import ab_magnitude
 
 
+@pytest.mark.slow
 def test_own_readers_accept_every_file(sim_tree):
     platelist = read_platelist(paths.find_platelist(sim_tree))
     assert len(platelist) == 2 + 3
