@@ -236,6 +236,70 @@ def test_the_profile_is_fitted_when_not_given():
     assert d.rchi2 < 1.5
 
 
+def test_the_profile_alone_is_the_profile_of_the_whole_decomposition():
+    """fit_profile stops once the profile is fitted: the same as a full decomposition's."""
+    from skymodelling.spectral.decompose import fit_profile
+
+    rng = np.random.default_rng(14)
+    centres = np.linspace(80, NPIX - 80, 30) + rng.uniform(-0.5, 0.5, 30)
+    flux, ivar = _noisy(_continuum() + _lines(centres, rng.uniform(200, 2000, 30)), rng)
+    curve = np.linspace(1.0, 1.2, NPIX)
+    full = decompose_spectrum(LOGLAM, flux, ivar, arm="r", width_curve=curve)
+    lsf, flag = fit_profile(LOGLAM, flux, ivar, arm="r", width_curve=curve)
+    assert flag == 0 and not full.flag & 2
+    assert lsf == full.lsf
+    assert fit_profile(LOGLAM, flux, np.zeros(NPIX), arm="r")[1] == NOFIT
+
+
+def test_window_fits_are_each_windows_least_squares():
+    """The batched window chi-square of the profile fit against numpy.linalg.lstsq per
+    window (a straight line, the window's lines and their shift columns)."""
+    from skymodelling.spectral.profile import _golden, _WindowFits
+
+    rng = np.random.default_rng(15)
+    centres = np.array([300.3, 303.9, 700.7, 1100.2, 1105.5, 1500.1])
+    flux = _continuum() + _lines(centres, [500, 80, 300, 900, 200, 400])
+    ivar = np.full(NPIX, 400.0)
+    ivar[1098] = 0.0
+    flux = flux + rng.normal(0, 0.05, NPIX)
+    windows = []
+    for c in (300.3, 700.7, 1100.2, 1500.1):
+        lo, hi = int(c) - 15, int(c) + 16
+        windows.append((lo, hi, centres[(centres >= lo) & (centres < hi)], c))
+    fits_ = _WindowFits(flux, ivar, DLAM, windows, half_width=25)
+
+    def one(lo, hi, cs, sigma):
+        cols = line_columns(cs, NPIX, DLAM, sigma=sigma, eta=LSF[1], gamma=LSF[2],
+                            half_width=25, derivative=np.ones(cs.size, bool))
+        x = np.arange(hi - lo) / (hi - lo) - 0.5
+        a = np.column_stack([np.ones(hi - lo), x, cols[lo:hi].toarray()])
+        sw = np.sqrt(ivar[lo:hi])
+        coef, *_ = np.linalg.lstsq(a * sw[:, None], flux[lo:hi] * sw, rcond=None)
+        return float(np.sum(((flux[lo:hi] - a @ coef) * sw) ** 2))
+
+    sigmas = np.array([0.9, 1.1, 1.3, 1.0])
+    want = [one(lo, hi, cs, s) for (lo, hi, cs, _), s in zip(windows, sigmas, strict=True)]
+    assert fits_(sigmas, LSF[1], LSF[2]) == pytest.approx(want, rel=1e-9)
+    # the joint search finds each window's own minimum (bounded scalar search per window)
+    from scipy.optimize import minimize_scalar
+
+    best, _ = _golden(lambda s: fits_(s, LSF[1], LSF[2]), 0.4, 4.0, len(windows), 2e-3)
+    for (lo, hi, cs, _), b in zip(windows, best, strict=True):
+        ref = minimize_scalar(lambda s, lo=lo, hi=hi, cs=cs: one(lo, hi, cs, s),
+                              bounds=(0.4, 4.0), method="bounded", options={"xatol": 1e-5})
+        assert abs(b - ref.x) < 3e-3
+    assert np.all(np.abs(best - LSF[0]) < 0.05)
+
+
+def test_golden_section_finds_each_functions_minimum():
+    from skymodelling.spectral.profile import _golden
+
+    where = np.array([0.5, 1.7, 3.9, 2.2])
+    x, fx = _golden(lambda s: (s - where) ** 2 + where, 0.4, 4.0, where.size, 1e-3)
+    assert np.all(np.abs(x - where) < 2e-3)
+    assert fx == pytest.approx(where, abs=1e-5)
+
+
 def test_pure_continuum_gets_no_significant_line():
     rng = np.random.default_rng(5)
     flux, ivar = _noisy(_continuum(), rng)

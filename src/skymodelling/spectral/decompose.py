@@ -403,13 +403,16 @@ def fit_profile(loglam, flux, ivar, *, arm: str, config=None, named=None, veloci
     from ..config import DecomposeConfig
 
     cfg = config or DecomposeConfig()
+    if not cfg.fit_wing:
+        # the core width is fitted on the first continuum's peaks, before the search rounds
+        return _decompose(loglam, flux, ivar, arm=arm, config=cfg, named=named,
+                          velocity=velocity, width_curve=width_curve, native_wave=native_wave,
+                          profile_only=True)
     first = decompose_spectrum(loglam, flux, ivar, arm=arm, config=cfg, named=named,
                                velocity=velocity, width_curve=width_curve,
                                native_wave=native_wave)
     if first.flag & (NOFIT | LSF_DEFAULT):
         return first.lsf, first.flag & (NOFIT | LSF_DEFAULT)
-    if not cfg.fit_wing:
-        return first.lsf, 0
     y, w, dlam, (basis, nborder) = _prepare(loglam, flux, ivar, cfg, velocity, arm)
     native = None if native_wave is None else native_sampling(native_wave, loglam)
     snr = first.flux / np.maximum(first.flux_err, 1e-30)
@@ -576,6 +579,16 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     >>> round(float(d.flux[np.argmax(d.flux)]), 1)
     300.0
     """
+    return _decompose(loglam, flux, ivar, arm=arm, config=config, named=named, lsf=lsf,
+                      velocity=velocity, width_curve=width_curve, native_wave=native_wave,
+                      seeds=seeds)
+
+
+def _decompose(loglam, flux, ivar, *, arm, config=None, named=None, lsf=None, velocity=0.0,
+               width_curve=None, native_wave=None, seeds=None, profile_only=False):
+    """:func:`decompose_spectrum`; with ``profile_only`` it returns, as soon as the profile
+    is fitted (or given), ``(lsf, flag)`` (flag NOFIT or LSF_DEFAULT, else 0): the rounds
+    that follow do not change it."""
     from ..config import DecomposeConfig
 
     cfg = config or DecomposeConfig()
@@ -593,6 +606,8 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     native = None if native_wave is None else native_sampling(native_wave, loglam)
     empty = np.zeros(0)
     if good.sum() < max(50, 4 * cfg.knot_spacing):
+        if profile_only:
+            return (np.nan,) * 3, NOFIT
         z = np.zeros(npix)
         return Decomposition(z, z.copy(), z.copy(), empty, empty, empty, empty.astype(bool),
                              empty.astype(str), np.zeros((0, 0)), (np.nan,) * 3, np.nan, NOFIT)
@@ -663,6 +678,8 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                       min_snr=cfg.lsf_snr, scale_snr=cfg.lsf_scale_snr, native=native)
         if lsf is None:
             lsf, flag = DEFAULT_LSF[arm], flag | LSF_DEFAULT
+    if profile_only:
+        return tuple(float(v) for v in lsf), flag
     sigma, eta, gamma = lsf[:3]
     # lines are fitted within fit_half_width pixels; their profile beyond (the Lorentzian
     # wing) is a fixed term computed from the previous fluxes ``prev``

@@ -93,6 +93,73 @@ def native_width_ratio(disp_native) -> float:
     return float(1.0 / np.sqrt(1.0 + 1.0 / (6.0 * s * s)))
 
 
+class _WindowFits:
+    """Chi-square of line windows fitted with a straight line plus their lines and the lines'
+    shift columns (linear least squares), for one core width per window, all windows at
+    once: one :func:`line_columns` call and one batched pseudo-inverse per evaluation.
+
+    ``windows``: (lo, hi, centres of the lines inside, centre of the window's line).
+    """
+
+    def __init__(self, flux, ivar, dlam, windows, *, half_width, native=None):
+        self.npix, self.dlam = flux.size, dlam
+        self.half_width, self.native = half_width, native
+        lengths = np.array([hi - lo for lo, hi, _, _ in windows])
+        nrow = int(lengths.max())
+        lo = np.array([w[0] for w in windows])
+        self.rows = np.minimum(lo[:, None] + np.arange(nrow), flux.size - 1)
+        inside = np.arange(nrow)[None, :] < lengths[:, None]
+        self.sw = np.where(inside, np.sqrt(ivar[self.rows]), 0.0)
+        self.yw = flux[self.rows] * self.sw
+        x = np.where(inside, np.arange(nrow) / lengths[:, None] - 0.5, 0.0)
+        self.base = np.stack([self.sw, x * self.sw], axis=2)
+        counts = np.array([cs.size for _, _, cs, _ in windows])
+        self.centres = np.concatenate([cs for _, _, cs, _ in windows])
+        self.owner = np.repeat(np.arange(len(windows)), counts)
+        ncs, width = self.centres.size, int(counts.max())
+        # each window's columns in the lines' design (profile j, shift ncs + j); the extra
+        # column 2 ncs is zeros (padding)
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        k = np.arange(width)
+        j = np.where(k[None, :] < counts[:, None], first[:, None] + k, -1)
+        self.gather = np.where(np.concatenate([j, j], axis=1) >= 0,
+                               np.concatenate([j, j + ncs], axis=1), 2 * ncs)
+
+    def __call__(self, sigmas, eta, gamma):
+        """Chi-square of each window with core width ``sigmas`` (one per window)."""
+        cols = line_columns(self.centres, self.npix, self.dlam,
+                            sigma=np.asarray(sigmas, float)[self.owner], eta=eta, gamma=gamma,
+                            half_width=self.half_width,
+                            derivative=np.ones(self.centres.size, bool), native=self.native)
+        dense = np.zeros((self.npix, cols.shape[1] + 1))
+        dense[:, :-1] = cols.toarray()
+        a = dense[self.rows[:, :, None], self.gather[:, None, :]] * self.sw[:, :, None]
+        a = np.concatenate([self.base, a], axis=2)
+        # the least-squares solution of each window, as numpy.linalg.lstsq's (minimum
+        # norm: the zero padding columns get no coefficient)
+        coef = np.linalg.pinv(a) @ self.yw[:, :, None]
+        return np.sum((self.yw - (a @ coef)[:, :, 0]) ** 2, axis=1)
+
+
+def _golden(f, lo: float, hi: float, n: int, xatol: float):
+    """Minima of ``n`` one-dimensional functions on [lo, hi] by golden-section search, all
+    at once: ``f`` maps n abscissae to n values. Returns the abscissae and values of the
+    best points found, the brackets narrower than 2 ``xatol``."""
+    g = (np.sqrt(5.0) - 1.0) / 2.0
+    a, b = np.full(n, float(lo)), np.full(n, float(hi))
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(int(np.ceil(np.log(2.0 * xatol / (hi - lo)) / np.log(g)))):
+        left = fc < fd        # the minimum is in [a, d]
+        a, b = np.where(left, a, c), np.where(left, d, b)
+        new = np.where(left, b - g * (b - a), a + g * (b - a))
+        fn = f(new)
+        c, d, fc, fd = (np.where(left, new, d), np.where(left, c, new),
+                        np.where(left, fn, fd), np.where(left, fc, fn))
+    best = fc < fd
+    return np.where(best, c, d), np.where(best, fc, fd)
+
+
 def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
             fixed_wing=None, vary=True, width_curve=None, curve_degree=0, details=None,
             min_snr=30.0, scale_snr=None, native=None):
@@ -124,7 +191,7 @@ def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
     ``native`` (:class:`~skymodelling.spectral.lsf.NativeSampling`): the native pixels a
     resampled spectrum came from, whose profile the windows are then fitted with.
     """
-    from scipy.optimize import minimize, minimize_scalar
+    from scipy.optimize import minimize
 
     npix = flux.size
     order = np.argsort(snr)[::-1]
@@ -158,38 +225,20 @@ def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
     for i, lo, hi in chosen:
         others = np.flatnonzero((centres >= lo) & (centres < hi))
         windows.append((lo, hi, centres[others], centres[i]))
-
-    def chi2(lo, hi, cs, sigma, eta, gamma):
-        cols = line_columns(cs, npix, dlam, sigma=sigma, eta=eta, gamma=gamma,
-                            half_width=window + 10, derivative=np.ones(cs.size, bool),
-                            native=native)
-        a = cols[lo:hi].toarray()
-        x = np.arange(hi - lo) / (hi - lo) - 0.5
-        a = np.column_stack([np.ones(hi - lo), x, a])
-        sw = np.sqrt(ivar[lo:hi])
-        coef, *_ = np.linalg.lstsq(a * sw[:, None], flux[lo:hi] * sw, rcond=None)
-        return float(np.sum(((flux[lo:hi] - a @ coef) * sw) ** 2))
+    chi2 = _WindowFits(flux, ivar, dlam, windows, half_width=window + 10, native=native)
 
     if vary and fixed_wing:
         eta, gamma = fixed_wing
-        where, widths, errs = [], [], []
-        for lo, hi, cs, c in windows:
-            def one(s, lo=lo, hi=hi, cs=cs):
-                return chi2(lo, hi, cs, s, eta, gamma)
-
-            res = minimize_scalar(one, bounds=(0.4, 4.0), method="bounded",
-                                  options={"xatol": 2e-3})
-            if not (res.success and 0.41 < res.x < 3.99):
-                continue
-            h = 0.02
-            curv = (one(res.x + h) + one(res.x - h) - 2.0 * res.fun) / (h * h)
-            if curv > 0:
-                where.append(c)
-                widths.append(res.x)
-                errs.append(np.sqrt(2.0 / curv))
+        # every window's one-dimensional search at once (golden section to 2e-3 pixels)
+        x, fun = _golden(lambda s: chi2(s, eta, gamma), 0.4, 4.0, len(windows), 2e-3)
+        h = 0.02
+        curv = (chi2(x + h, eta, gamma) + chi2(x - h, eta, gamma) - 2.0 * fun) / (h * h)
+        keep = (x > 0.41) & (x < 3.99) & (curv > 0)
+        where = np.array([c for _, _, _, c in windows])[keep]
+        widths = x[keep]
+        errs = list(np.sqrt(2.0 / curv[keep]))
         if len(widths) < 2:
             return None
-        where, widths = np.array(where), np.array(widths)
         # statistical error plus a 1 % floor (the windows' own model is not perfect)
         wt = 1.0 / np.sqrt(np.array(errs) ** 2 + (0.01 * widths) ** 2)
         good = np.flatnonzero(ivar > 0)
@@ -222,7 +271,7 @@ def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
         sigma, eta, gamma = (theta[0], *fixed_wing) if fixed_wing else theta
         if not (0.4 < sigma < 4 and 0 <= eta < 0.5 and 0.5 < gamma < 30):
             return 1e30
-        return sum(chi2(lo, hi, cs, sigma, eta, gamma) for lo, hi, cs, _ in windows)
+        return float(np.sum(chi2(np.full(len(windows), sigma), eta, gamma)))
 
     start = np.asarray(start, float)[:1 if fixed_wing else 3]
     res = minimize(cost, start, method="Nelder-Mead",
