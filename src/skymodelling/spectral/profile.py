@@ -169,8 +169,9 @@ def fit_lsf(flux, ivar, dlam, centres, snr, *, start, n_lines=10, window=15,
     line plus the line and its shift column, and any other peak inside it.
 
     With ``fixed_wing`` (eta, gamma) and ``vary`` the core width is measured line by
-    line (a one-dimensional search per window) on the ``n_lines`` brightest isolated
-    lines plus the brightest few of each third of the camera, and a quadratic in the
+    line (a one-dimensional golden-section search per window, all windows together) on
+    the ``n_lines`` brightest isolated lines plus the brightest few of each third of the
+    camera, and a quadratic in the
     pixel coordinate (:func:`line_sigma`; a straight line or a constant when the lines
     cover only two or one third) is fitted to the widths, clipping outliers (lines with
     an unresolved neighbour look wide). Otherwise one width (and, without
