@@ -108,6 +108,11 @@ class _WindowFits:
         nrow = int(lengths.max())
         lo = np.array([w[0] for w in windows])
         self.rows = np.minimum(lo[:, None] + np.arange(nrow), flux.size - 1)
+        # the pixels of the windows, numbered: only those rows of the columns are made dense
+        used = np.unique(self.rows)
+        self.rowmap = np.full(flux.size, -1)
+        self.rowmap[used] = np.arange(used.size)
+        self.local = self.rowmap[self.rows]
         inside = np.arange(nrow)[None, :] < lengths[:, None]
         self.sw = np.where(inside, np.sqrt(ivar[self.rows]), 0.0)
         self.yw = flux[self.rows] * self.sw
@@ -131,9 +136,13 @@ class _WindowFits:
                             sigma=np.asarray(sigmas, float)[self.owner], eta=eta, gamma=gamma,
                             half_width=self.half_width,
                             derivative=np.ones(self.centres.size, bool), native=self.native)
-        dense = np.zeros((self.npix, cols.shape[1] + 1))
-        dense[:, :-1] = cols.toarray()
-        a = dense[self.rows[:, :, None], self.gather[:, None, :]] * self.sw[:, :, None]
+        # the columns' entries on the windows' pixels (CSC: column by column)
+        dense = np.zeros((self.local.max() + 1, cols.shape[1] + 1))
+        r = self.rowmap[cols.indices]
+        c = np.repeat(np.arange(cols.shape[1]), np.diff(cols.indptr))
+        on = r >= 0
+        dense[r[on], c[on]] = cols.data[on]
+        a = dense[self.local[:, :, None], self.gather[:, None, :]] * self.sw[:, :, None]
         a = np.concatenate([self.base, a], axis=2)
         # the least-squares solution of each window, as numpy.linalg.lstsq's (minimum
         # norm: the zero padding columns get no coefficient)
