@@ -254,8 +254,16 @@ def test_stage_writes_extract_format_that_later_stages_accept(specdir, tmp_path)
     dec = Table.read(next((out / "decompose").glob("*/decomp-*.fits")), hdu="DECOMPMETA")
     assert len(dec) == 4
     red = np.asarray(dec["CAMERA"]).astype(str) == "r2"
-    oi = np.asarray(dec["OI6300_FLUX"])[red]
-    assert np.allclose(oi, LINE_FLUX, rtol=0.03)
+    # the line at 4359.6 A is Hg 4358, isolated: its flux comes back
+    assert np.allclose(np.asarray(dec["HG4358_FLUX"])[~red], LINE_FLUX, rtol=0.03)
+    # the one at 6302.0 A is [OI] 6300, fitted jointly with the OH line 2.3 A blueward of
+    # it (absent here). These lines have no scattering wing and, both fibres sharing their
+    # pixels, a profile of a Gaussian over two pixel boxes: the model's profile (with the
+    # BOSS wing) differs from it, which moves a few per cent of the flux between the two
+    # and adds about 3 % (the wing) to their sum (docs/decompose.md, known limitations)
+    pair = np.asarray(dec["OI6300_FLUX"])[red] + np.asarray(dec["OH6298_FLUX"])[red]
+    assert np.allclose(pair, LINE_FLUX, rtol=0.07)
+    assert np.all(np.asarray(dec["OI6300_FLUX"])[red] > 0.85 * LINE_FLUX)
 
 
 def test_cli_records_a_bad_file_and_strict_stops(specdir, tmp_path, capsys):
