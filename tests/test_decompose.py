@@ -1025,3 +1025,32 @@ def test_real_oi_doublet_ratio_and_the_oh_line_beside_oi6300(realsky_dir):
     assert ratio == pytest.approx(0.3303, rel=0.02)
     assert np.corrcoef(oh[ok], band[ok])[0, 1] > 0.6
     assert 0.0 < np.median(oh[ok] / band[ok]) < 0.2
+
+
+def test_errors_of_a_resampled_spectrum_follow_its_pixels_noise_correlation():
+    """A spectrum resampled from native pixels has correlated neighbouring pixels: with the
+    resampling's correlation (noise_corr) the lines' errors are the scatter of their fluxes
+    over noise draws; without it they are too small."""
+    from skymodelling.spectral.resample import loglam_edges, resample_flux
+
+    rng = np.random.default_rng(4)
+    nat = 10 ** (3.6 + 0.85e-4 * np.arange(760) + 0.3e-4)        # native pixels
+    loglam = 3.6 + 1e-4 * np.arange(640)
+    u = (np.log10(nat) - loglam[0]) / 1e-4                       # in grid pixels
+    centres = np.array([150.3, 330.6, 470.1])
+    truth = 20.0 + sum(400.0 * pixel_profile((u - c) / 0.85, 1.2, 0.0, 3.0) / np.gradient(nat)
+                       for c in centres)
+    ivar = np.full(nat.size, 1.0 / 20.0)
+    pulls, pulls0 = [], []
+    for _ in range(150):
+        f, iv, corr = resample_flux(nat, truth + rng.standard_normal(nat.size) / np.sqrt(ivar),
+                                    ivar, loglam_edges(loglam), correlation=True)
+        kw = dict(arm="b", lsf=(1.2, 0.0, 3.0), native_wave=nat, seeds=centres)
+        d = decompose_spectrum(loglam, f, iv, noise_corr=corr, **kw)
+        d0 = decompose_spectrum(loglam, f, iv, **kw)
+        at = [int(np.argmin(np.abs(d.centre - c))) for c in centres]
+        np.testing.assert_allclose(d.flux[at], d0.flux[at])       # the same fit
+        pulls.append((d.flux[at] - 400.0) / d.flux_err[at])
+        pulls0.append((d.flux[at] - 400.0) / d0.flux_err[at])
+    assert np.std(pulls) == pytest.approx(1.0, abs=0.1)
+    assert np.std(pulls0) > 1.06

@@ -138,3 +138,27 @@ def test_line_catalogue_says_what_decompose_fits(tmp_path):
     bad.write_text(text.replace(",1,NAD,", ",1,NADX,", 1))
     with pytest.raises(SkyModellingError, match="GROUP NADX is not a feature"):
         decomposition_lines(bad)
+
+
+def test_window_errors_of_resampled_spectra_include_the_pixels_correlation():
+    """A window flux of a resampled spectrum sums correlated pixels: with the resampling's
+    correlation its error is the scatter over noise draws, without it too small."""
+    from skymodelling.spectral.features import band_mean, line_flux
+    from skymodelling.spectral.resample import loglam_edges, loglam_grid, resample_flux
+
+    rng = np.random.default_rng(8)
+    nat = 10 ** (3.74 + 0.87e-4 * np.arange(400))
+    ivar = np.full((3000, nat.size), 0.25)
+    flux = 10.0 + rng.standard_normal(ivar.shape) / np.sqrt(ivar)
+    edges = loglam_edges(loglam_grid(nat[3], nat[-3]))
+    f, iv, corr = resample_flux(np.broadcast_to(nat, flux.shape), flux, ivar, edges,
+                                correlation=True)
+    wave = np.broadcast_to(0.5 * (edges[1:] + edges[:-1]), f.shape)
+    w0 = float(wave[0, 180])
+    for measure in (lambda c: line_flux(wave, f, iv, w0, 6.0, 10.0, 18.0, corr=c),
+                    lambda c: band_mean(wave, f, iv, w0, 8.0, corr=c)):
+        value, err, flag = measure(corr)
+        _, err0, _ = measure(None)
+        assert np.all(flag == 0)
+        assert np.std(value) == pytest.approx(np.median(err), rel=0.06)
+        assert np.median(err) / np.median(err0) > 1.1

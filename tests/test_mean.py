@@ -89,6 +89,60 @@ def test_variance_propagation_matches_monte_carlo():
     np.testing.assert_allclose(draws.var(axis=0), 1 / ivar, rtol=0.15)
 
 
+@pytest.mark.parametrize("step", [0.9e-4, 1.03e-4, 2.3e-4])   # native finer and coarser
+def test_noise_correlation_of_neighbouring_bins_matches_monte_carlo(step):
+    """Bins that share a native pixel have correlated noise: the correlation that
+    resample_flux reports is the one of many noise draws (lags 1 and 2)."""
+    wave = _native_grid(nfib=1, npix=200, step=step)[0]
+    ivar = RNG.uniform(0.5, 2.0, wave.size)
+    edges = loglam_edges(loglam_grid(wave[5], wave[-5]))
+    _, iv, corr = resample_flux(wave, np.zeros(wave.size), ivar, edges, correlation=True)
+    noise = RNG.standard_normal((20000, wave.size)) / np.sqrt(ivar)
+    draws, _ = resample_flux(np.broadcast_to(wave, noise.shape), noise,
+                             np.broadcast_to(ivar, noise.shape), edges)
+    d = (draws - draws.mean(axis=0)) * np.sqrt(iv)
+    for lag in (1, 2):
+        emp = np.mean(d[:, :-lag] * d[:, lag:], axis=0)
+        np.testing.assert_allclose(corr[lag - 1, :-lag], emp, atol=0.04)
+        assert np.all(corr[lag - 1, -lag:] == 0)
+    # a native pixel spans two bins at most when it is narrower than them, three when wider
+    assert (np.abs(corr[1]).max() > 0.1) == (step > 1e-4 * 1.5)
+    assert corr[0].mean() > 0.1
+
+
+def test_the_means_noise_correlation_is_that_of_its_fibres():
+    """The mean of fibres on the same native pixels has their correlation; on shifted
+    pixels, with unequal weights, it is that of many noise draws of the weighted mean."""
+    from skymodelling.stages.mean import mean_correlation
+
+    wave = np.repeat(_native_grid(nfib=1)[0][None, :], 6, axis=0)
+    ivar = np.full(wave.shape, 4.0)
+    loglam = loglam_grid(3800.0, 5000.0)
+    res = mean_spectrum(wave, np.ones_like(wave), ivar, loglam)
+    _, _, corr = resample_flux(wave[0], np.ones(wave.shape[1]), ivar[0], loglam_edges(loglam),
+                               correlation=True)
+    np.testing.assert_allclose(res.CORR, corr, atol=1e-12)
+    shifted = _native_grid(nfib=4, npix=200)
+    ivar = RNG.uniform(1.0, 4.0, shifted.shape)
+    weights = np.array([1.0, 2.0, 0.5, 1.5])
+    edges = loglam_edges(loglam_grid(shifted[:, 3].max(), shifted[:, -3].min()))
+    _, iv, each = resample_flux(shifted, np.zeros_like(shifted), ivar, edges, correlation=True)
+    w = np.broadcast_to(weights[:, None], iv.shape)
+    mean_ivar = w.sum(axis=0) ** 2 / np.sum(w ** 2 / iv, axis=0)
+    got = mean_correlation(w, iv, each, mean_ivar)
+    ndraw = 6000
+    noise = RNG.standard_normal((ndraw, *shifted.shape)) / np.sqrt(ivar)
+    f, _ = resample_flux(np.broadcast_to(shifted, noise.shape).reshape(-1, shifted.shape[1]),
+                         noise.reshape(-1, shifted.shape[1]),
+                         np.broadcast_to(ivar, noise.shape).reshape(-1, shifted.shape[1]), edges)
+    mean = np.einsum("f,dfj->dj", weights, f.reshape(ndraw, 4, -1)) / weights.sum()
+    z = mean * np.sqrt(mean_ivar)
+    for lag in (1, 2):
+        emp = np.mean(z[:, :-lag] * z[:, lag:], axis=0)
+        np.testing.assert_allclose(got[lag - 1, :-lag], emp, atol=0.05)
+    assert np.mean(z ** 2) == pytest.approx(1.0, abs=0.03)
+
+
 # ---------------------------------------------------------- the clipped mean
 
 def test_mean_of_identical_fibres_reproduces_the_input():
@@ -190,6 +244,9 @@ def test_stage_output_and_dataset(noiseless_out):
     with fits.open(path) as hdul:
         assert hdul[0].header["SMSTAGE"] == "mean" and hdul[0].header["ENRICHED"]
         assert "erg" in hdul["B1_FLUX"].header["BUNIT"]
+        corr = hdul["B1_CORR"].data
+        assert corr.shape[1:] == (2, hdul["B1_FLUX"].data.shape[1])
+        assert 0.05 < np.median(corr[:, 0][corr[:, 0] != 0]) < 0.5
         assert hdul["MEANMETA"].columns["OI5577_FLUX"].unit == "10**-17 erg s-1 cm-2"
 
 

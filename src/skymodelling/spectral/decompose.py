@@ -521,7 +521,7 @@ def _first_peaks(y, w, basis, cborder, ncont, nglow, windows, sigma0, arm, cfg):
 @_one_thread
 def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
                        lsf=None, velocity: float = 0.0, width_curve=None,
-                       native_wave=None, seeds=None) -> Decomposition:
+                       native_wave=None, seeds=None, noise_corr=None) -> Decomposition:
     """Continuum and emission lines of one spectrum (pure: arrays in, arrays out).
 
     Parameters
@@ -563,6 +563,12 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
         spectrum measured, not rejected, in a noisier one: its continuum is not biased by
         the faint lines that fall below a detection threshold), and ``seed_iterations``
         rounds of line search follow instead of ``iterations``.
+    noise_corr : array_like (2, npix), optional
+        Correlation of each pixel's noise with the next pixel's and the one after
+        (``resample_flux(..., correlation=True)``: resampled pixels share native ones).
+        The fit's weights stay ``ivar``; the errors of the fluxes, of the groups' sums,
+        of the bands and of the nightglow are those of sums over correlated pixels
+        (:func:`correlated_noise_factor`). None: independent pixels.
 
     Returns
     -------
@@ -581,11 +587,100 @@ def decompose_spectrum(loglam, flux, ivar, *, arm: str, config=None, named=None,
     """
     return _decompose(loglam, flux, ivar, arm=arm, config=config, named=named, lsf=lsf,
                       velocity=velocity, width_curve=width_curve, native_wave=native_wave,
-                      seeds=seeds)
+                      seeds=seeds, noise_corr=noise_corr)
+
+
+def _correlated_errors(corr, w, profiles, basis, coef, ncont, nband, nglow, named, gid,
+                       var, cov, gvar):
+    """The final fit's variances for correlated pixels (:func:`correlated_noise_factor`):
+    each line's from its profile column, each group's the mean of its members', each
+    band's and the nightglow's from its component's model (all bands: the sum of theirs);
+    ``cov`` (rows: named lines, bands' coefficients, nightglow's) scaled by the factors of
+    its rows and columns."""
+    corr = np.asarray(corr, dtype=float)
+    f_line = correlated_noise_factor(profiles, w, corr)
+    var = var * f_line ** 2
+    if gvar.size:
+        # a group's members overlap: their factors, which follow the pixels' correlation
+        # along the camera, are alike; the group takes their mean
+        member = gid > 0
+        n = np.bincount(gid[member] - 1, minlength=gvar.size)
+        fsum = np.bincount(gid[member] - 1, f_line[member], minlength=gvar.size)
+        gvar = gvar * np.where(n > 0, fsum / np.maximum(n, 1), 1.0) ** 2
+    comps = []
+    if nband:
+        comps.append(np.asarray(basis[:, :nband] @ coef[:nband]).ravel())
+    if nglow:
+        comps.append(np.asarray(basis[:, ncont - nglow:ncont]
+                                @ coef[ncont - nglow:ncont]).ravel())
+    f_comp = (correlated_noise_factor(np.column_stack(comps), w, corr) if comps
+              else np.zeros(0))
+    f_cov = np.concatenate([f_line[named], np.full(nband, f_comp[0] if nband else 1.0),
+                            np.full(nglow, f_comp[-1] if nglow else 1.0)])
+    cov = cov * f_cov[:, None] * f_cov[None, :]
+    return var, cov, gvar
+
+
+def correlated_noise_factor(columns, ivar, corr) -> np.ndarray:
+    """How much a least-squares amplitude's error grows when the pixels' noise correlates.
+
+    For a column ``x`` fitted with weights ``w = ivar``, the amplitude's variance with
+    independent pixels is ``1 / sum(x^2 w)``; with the noise of pixels j and j + L
+    correlated by ``corr[L - 1, j]`` (covariance ``corr / sqrt(w_j w_j+L)``) it is that
+    times ``f^2 = 1 + 2 sum_L sum_j x_j x_j+L sqrt(w_j w_j+L) corr[L - 1, j] / sum(x^2 w)``.
+    Returns ``f`` per column (1 for a column without weight). Used for the errors of a
+    joint fit, whose estimators are close to their own columns' for lines and smooth
+    components (the errors of real fibres' lines: RESULTS.md, "realsky").
+
+    Parameters
+    ----------
+    columns : scipy.sparse matrix or ndarray (npix, ncol)
+    ivar : array_like (npix,)
+    corr : array_like (nlag, npix)
+
+    Examples
+    --------
+    >>> x = np.ones((10, 1))                    # a flat column over 10 pixels
+    >>> corr = np.zeros((2, 10)); corr[0, :9] = 0.25
+    >>> round(float(correlated_noise_factor(x, np.ones(10), corr)[0]), 4)   # 1 + 2 * 9 / 40
+    1.2042
+    """
+    corr = np.asarray(corr, dtype=float)
+    sw = np.sqrt(np.clip(np.asarray(ivar, dtype=float), 0.0, None))
+    if sp.issparse(columns):
+        x = sp.csc_matrix(columns)
+        x.sort_indices()
+        ncol = x.shape[1]
+        r = x.indices
+        d = x.data * sw[r]
+        col = np.repeat(np.arange(ncol), np.diff(x.indptr))
+        den = np.bincount(col, d * d, minlength=ncol)
+        num = den.copy()
+        # neighbours j, j + L of a column: entries o = 1 or 2 apart in its sorted rows
+        for lag in range(1, corr.shape[0] + 1):
+            for o in range(1, lag + 1):
+                if d.size <= o:
+                    continue
+                m = (col[:-o] == col[o:]) & (r[o:] - r[:-o] == lag)
+                num += 2.0 * np.bincount(col[:-o][m],
+                                         (d[:-o] * d[o:] * corr[lag - 1, r[:-o]])[m],
+                                         minlength=ncol)
+    else:
+        xs = np.asarray(columns, dtype=float) * sw[:, None]
+        den = np.sum(xs * xs, axis=0)
+        num = den.copy()
+        for lag in range(1, corr.shape[0] + 1):
+            if xs.shape[0] > lag:
+                num += 2.0 * np.sum(xs[:-lag] * xs[lag:] * corr[lag - 1, :-lag, None],
+                                    axis=0)
+    ratio = np.ones_like(den)
+    np.divide(num, den, out=ratio, where=den > 0)
+    return np.sqrt(np.clip(ratio, 1e-12, None))
 
 
 def _decompose(loglam, flux, ivar, *, arm, config=None, named=None, lsf=None, velocity=0.0,
-               width_curve=None, native_wave=None, seeds=None, profile_only=False):
+               width_curve=None, native_wave=None, seeds=None, profile_only=False,
+               noise_corr=None):
     """:func:`decompose_spectrum`; with ``profile_only`` it returns, as soon as the profile
     is fitted (or given), ``(lsf, flag)`` (flag NOFIT or LSF_DEFAULT, else 0): the rounds
     that follow do not change it."""
@@ -811,6 +906,10 @@ def _decompose(loglam, flux, ivar, *, arm, config=None, named=None, lsf=None, ve
         cov=np.concatenate([named_idx, np.arange(nband), glow_idx]),
         sums=np.split(members, np.cumsum(counts[1:])[:-1]) if counts.size > 1 else [])
     nnamed = named_idx.size
+    if noise_corr is not None:
+        var, cov, gvar = _correlated_errors(noise_corr, w, cols[:, :nl], basis, coef,
+                                            ncont, nband, nglow, named_idx - ncont, gid,
+                                            var, cov, gvar)
     amp = coef[ncont:ncont + nl]
     cont = basis[:, nband:ncont - nglow] @ coef[nband:ncont - nglow]
     band = basis[:, :nband] @ coef[:nband]
@@ -856,7 +955,7 @@ def _decompose(loglam, flux, ivar, *, arm, config=None, named=None, lsf=None, ve
         GLOW=np.where(span, glow, 0.0) if nglow else None)
 
 
-__all__ = ["decompose_spectrum", "fit_profile", "blend_groups", "fit_lsf", "line_sigma",
-           "disp_width", "nightglow_template", "NIGHTGLOW",
+__all__ = ["decompose_spectrum", "fit_profile", "correlated_noise_factor", "blend_groups",
+           "fit_lsf", "line_sigma", "disp_width", "nightglow_template", "NIGHTGLOW",
            "Decomposition", "NOFIT",
            "LSF_DEFAULT", "HIGHCHI2", "MANYLINES", "DEFAULT_LSF"]

@@ -172,14 +172,33 @@ def raw_window(wave, flux, w0: float, half: int, reduce: str = "sum",
     return np.where(covered, out, np.nan)
 
 
+def _correlated_variance(coef, var, corr) -> np.ndarray:
+    """The covariance terms of the variance of sum_j coef_j f_j (rows: spectra) when the
+    noise of pixels j and j + L correlates by ``corr[:, L - 1, j]``: 2 sum_L sum_j coef_j
+    coef_(j+L) corr sqrt(var_j var_(j+L)); 0 without ``corr``."""
+    extra = np.zeros(coef.shape[0])
+    if corr is None:
+        return extra
+    for lag in range(1, corr.shape[1] + 1):
+        if coef.shape[1] <= lag:
+            break
+        cov = corr[:, lag - 1, :-lag] * np.sqrt(var[:, :-lag] * var[:, lag:])
+        extra += 2.0 * np.sum(coef[:, :-lag] * coef[:, lag:] * cov, axis=1)
+    return extra
+
+
 def line_flux(wave, flux, ivar, w0: float, half_width: float, side_inner: float,
-              side_outer: float):
+              side_outer: float, corr=None):
     """Continuum-subtracted integrated flux of a line, its error and a flag.
 
     The continuum is the mean of the good pixels of the two sidebands
     ``side_inner < |lambda - w0| <= side_outer`` (each side averaged, then the
     two sides averaged: a linear continuum evaluated at ``w0``); the flux is
     the sum of ``(flux - continuum) * pixel width`` over ``|lambda - w0| <= half_width``.
+
+    ``corr`` (nspec, 2, npix), optional: the noise correlation of each pixel with the next
+    two (resampled spectra: the mean's ``<CAM>_CORR``), whose covariances the error
+    includes; None: independent pixels (native pixels).
 
     Returns
     -------
@@ -194,6 +213,7 @@ def line_flux(wave, flux, ivar, w0: float, half_width: float, side_inner: float,
     if cols is None:
         return nan, nan.copy(), np.full(n, NOT_COVERED, dtype=np.int16)
     w, f, iv = wave[:, cols], flux[:, cols], ivar[:, cols]
+    corr = None if corr is None else np.asarray(corr, dtype=float)[:, :, cols]
     dw = pixel_widths(wave)[:, cols]
     d = w - w0
     core = np.abs(d) <= half_width
@@ -212,20 +232,28 @@ def line_flux(wave, flux, ivar, w0: float, half_width: float, side_inner: float,
     cont = 0.5 * (c_l + c_r)
     width = np.where(core, dw, 0.0).sum(axis=1)
     value = np.where(core, f * dw, 0.0).sum(axis=1) - cont * width
-    error = np.sqrt(np.where(core, var * dw**2, 0.0).sum(axis=1) + width**2 * var_c)
+    # the flux as sum_j coef_j f_j: the core's pixel widths minus the continuum's share
+    with np.errstate(divide="ignore", invalid="ignore"):
+        coef = (np.where(core, dw, 0.0)
+                - 0.5 * width[:, None] * (np.where(left, 1.0, 0.0) / n_l[:, None]
+                                          + np.where(right, 1.0, 0.0) / n_r[:, None]))
+    coef = np.where(good, np.nan_to_num(coef), 0.0)
+    error = np.sqrt(np.where(core, var * dw**2, 0.0).sum(axis=1) + width**2 * var_c
+                    + _correlated_variance(coef, var, corr))
     flag = np.where(covered & (n_l > 0) & (n_r > 0), 0, NOT_COVERED) | np.where(masked, MASKED, 0)
     bad = flag != 0
     return (np.where(bad, np.nan, value), np.where(bad, np.nan, error),
             flag.astype(np.int16))
 
 
-def band_mean(wave, flux, ivar, w0: float, half_width: float):
+def band_mean(wave, flux, ivar, w0: float, half_width: float, corr=None):
     """Mean flux over ``|lambda - w0| <= half_width`` and its error.
 
     The unweighted mean of the good pixels (an inverse-variance weighted mean
     would be biased low in the Poisson regime, where brighter pixels have lower
     weights); NaN and flagged when the band leaves the spectrum or more than
-    half of its pixels are masked (MASKED is set whenever any is).
+    half of its pixels are masked (MASKED is set whenever any is). ``corr``: as for
+    :func:`line_flux`.
     """
     n = wave.shape[0]
     cols = _columns(wave, w0 - half_width, w0 + half_width)
@@ -233,20 +261,26 @@ def band_mean(wave, flux, ivar, w0: float, half_width: float):
     if cols is None:
         return nan, nan.copy(), np.full(n, NOT_COVERED, dtype=np.int16)
     w, f, iv = wave[:, cols], flux[:, cols], ivar[:, cols]
+    corr = None if corr is None else np.asarray(corr, dtype=float)[:, :, cols]
     band = np.abs(w - w0) <= half_width
     good = band & (iv > 0)
     n_band, n_good = band.sum(axis=1), good.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
+        var = np.where(good, 1.0 / np.where(good, iv, 1.0), 0.0)
         mean = np.where(good, f, 0.0).sum(axis=1) / n_good
-        error = np.sqrt(np.where(good, 1.0 / iv, 0.0).sum(axis=1)) / n_good
+        coef = np.where(good, 1.0, 0.0) / n_good[:, None]
+        error = np.sqrt(var.sum(axis=1) / n_good**2
+                        + _correlated_variance(np.nan_to_num(coef), var, corr))
     covered = (wave[:, 0] <= w0 - half_width) & (wave[:, -1] >= w0 + half_width)
     flag = (np.where(covered, 0, NOT_COVERED) | np.where(n_good < n_band, MASKED, 0))
     bad = ~covered | (n_good < 0.5 * n_band) | (n_good == 0)
     return (np.where(bad, np.nan, mean), np.where(bad, np.nan, error), flag.astype(np.int16))
 
 
-def measure_features(wave, flux, ivar, features: Table, arm: str) -> dict[str, np.ndarray]:
-    """Every feature of camera arm ``arm`` ('b' or 'r') for all spectra.
+def measure_features(wave, flux, ivar, features: Table, arm: str,
+                     corr=None) -> dict[str, np.ndarray]:
+    """Every feature of camera arm ``arm`` ('b' or 'r') for all spectra (``corr``: the
+    pixels' noise correlation of resampled spectra, :func:`line_flux`).
 
     Returns columns ``<NAME>_SUM`` (lines; the original's raw sum),
     ``<NAME>_MEAN3`` (continuum points; the original's raw 3-pixel mean),
@@ -261,11 +295,13 @@ def measure_features(wave, flux, ivar, features: Table, arm: str) -> dict[str, n
         if str(row["KIND"]) == "line":
             out[f"{name}_SUM"] = raw_window(wave, flux, w0, 5, "sum", ivar)
             value, error, flag = line_flux(wave, flux, ivar, w0, float(row["HALF_WIDTH"]),
-                                           float(row["SIDE_INNER"]), float(row["SIDE_OUTER"]))
+                                           float(row["SIDE_INNER"]), float(row["SIDE_OUTER"]),
+                                           corr=corr)
             out[f"{name}_FLUX"], out[f"{name}_FLUX_ERR"] = value, error
         else:
             out[f"{name}_MEAN3"] = raw_window(wave, flux, w0, 1, "mean", ivar)
-            value, error, flag = band_mean(wave, flux, ivar, w0, float(row["HALF_WIDTH"]))
+            value, error, flag = band_mean(wave, flux, ivar, w0, float(row["HALF_WIDTH"]),
+                                           corr=corr)
             out[f"{name}_CONT"], out[f"{name}_CONT_ERR"] = value, error
         out[f"{name}_FLAG"] = flag
     return out

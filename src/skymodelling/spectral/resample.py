@@ -72,7 +72,7 @@ def loglam_edges(loglam) -> np.ndarray:
     return 10.0 ** np.append(loglam - 0.5 * step, loglam[-1] + 0.5 * step)
 
 
-def resample_flux(wave, flux, ivar, out_edges) -> tuple[np.ndarray, np.ndarray]:
+def resample_flux(wave, flux, ivar, out_edges, *, correlation: bool = False):
     """Resample spectra onto the bins ``out_edges``, conserving flux.
 
     Parameters
@@ -83,11 +83,21 @@ def resample_flux(wave, flux, ivar, out_edges) -> tuple[np.ndarray, np.ndarray]:
     out_edges : array_like (nout + 1,)
         Increasing edges of the output bins, in the units of ``wave``.
 
+    correlation : bool
+        Also return the correlation of each output bin's noise with that of the next
+        two bins (below).
+
     Returns
     -------
     flux_out, ivar_out : ndarray (nspec, nout) or (nout,)
         Mean flux density over each output bin and its inverse variance;
         both 0 where the bin overlaps a masked pixel or leaves the input range.
+    corr : ndarray (nspec, 2, nout) or (2, nout), with ``correlation``
+        ``corr[..., L - 1, j]``: the correlation coefficient of the noise of bins j and
+        j + L (L = 1, 2), which share the native pixels that straddle their edges
+        (``ivar_out`` is each bin's own variance; a sum over bins has these covariances
+        too: :func:`skymodelling.spectral.decompose.correlated_noise_factor`); 0 where
+        either bin is not valid and in the last L bins.
 
     Examples
     --------
@@ -131,6 +141,7 @@ def resample_flux(wave, flux, ivar, out_edges) -> tuple[np.ndarray, np.ndarray]:
     variance = np.zeros((nspec, nout))
     bad = ~inside
     rows = np.arange(nspec)[:, None]
+    terms = []                      # (native pixel, weight) of each bin, per offset t
     for t in range(span):
         k = np.minimum(first + t, npix - 1)
         active = (first + t) <= last
@@ -141,13 +152,38 @@ def resample_flux(wave, flux, ivar, out_edges) -> tuple[np.ndarray, np.ndarray]:
         total += a * f[rows, k]
         variance += a * a * var[rows, k]
         bad |= (overlap > 0) & ~good[rows, k]
+        if correlation:
+            terms.append((np.where(active, first + t, -1), a))
     ok = ~bad & (variance > 0)
     flux_out = np.where(ok, total, 0.0)
     ivar_out = np.zeros_like(variance)
     np.divide(1.0, variance, out=ivar_out, where=ok)
+    out = (flux_out, ivar_out)
+    if correlation:
+        out += (_lag_correlation(terms, var, ok, ivar_out, rows),)
     if one:
-        return flux_out[0], ivar_out[0]
-    return flux_out, ivar_out
+        return tuple(x[0] for x in out)
+    return out
+
+
+def _lag_correlation(terms, var, ok, ivar_out, rows) -> np.ndarray:
+    """(nspec, 2, nout) noise correlation of bins j, j + L (L = 1, 2) from the native
+    pixels they share: cov = sum over shared pixels k of a_jk a_(j+L)k var_k."""
+    nspec, nout = ok.shape
+    corr = np.zeros((nspec, 2, nout))
+    for lag in (1, 2):
+        if nout <= lag:
+            continue
+        cov = np.zeros((nspec, nout - lag))
+        for k1, a1 in terms:
+            for k2, a2 in terms:
+                same = (k1[:, :-lag] == k2[:, lag:]) & (k1[:, :-lag] >= 0)
+                kk = np.where(same, k1[:, :-lag], 0)
+                cov += np.where(same, a1[:, :-lag] * a2[:, lag:] * var[rows, kk], 0.0)
+        both = ok[:, :-lag] & ok[:, lag:]
+        corr[:, lag - 1, :-lag] = np.where(
+            both, cov * np.sqrt(ivar_out[:, :-lag] * ivar_out[:, lag:]), 0.0)
+    return corr
 
 
 __all__ = ["COADD_DLOGLAM", "pixel_edges", "loglam_grid", "loglam_edges", "resample_flux"]

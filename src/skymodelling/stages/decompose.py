@@ -104,7 +104,8 @@ def _rescaled(lsf, curve, reference):
 
 def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
                     velocity=None, *, tries: int = 1, default: bool = False, lsf=None,
-                    curves=None, lsf_curve=None, native_waves=None, seeds=None):
+                    curves=None, lsf_curve=None, native_waves=None, seeds=None,
+                    noise_corr=None):
     """Decompose the rows of one camera (2-D arrays); the profile is fitted on the best row.
 
     ``velocity``: the heliocentric correction (km/s) of each row (MEANMETA ``HELIO_RV``),
@@ -125,8 +126,12 @@ def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
     given seeds, the rows are stacked (:func:`stack_rows`), the stack is decomposed with
     the detection threshold ``stack_detect_sigma``, and its lines seed every row
     (docs/decompose.md, "Seeds").
+    ``noise_corr``: each row's noise correlation with the next two pixels ((nrow, 2, npix),
+    or None: independent pixels), the ``noise_corr`` of ``decompose_spectrum``.
     """
     cfg = config.decompose
+    if noise_corr is None:
+        noise_corr = [None] * len(flux)
     if curves is None:
         curves = [None] * len(flux)
     if seeds is None:
@@ -172,7 +177,8 @@ def decompose_block(loglam, flux, ivar, arm: str, config: Config, named: Table,
     results = [decompose_spectrum(loglam, flux[r], ivar[r], arm=arm, config=cfg, named=sel,
                                   lsf=_rescaled(lsf, curves[r], lsf_curve),
                                   velocity=float(vel[r]), width_curve=curves[r],
-                                  native_wave=native_waves[r], seeds=seeds[r])
+                                  native_wave=native_waves[r], seeds=seeds[r],
+                                  noise_corr=noise_corr[r])
                for r in range(len(flux))]
     for res in results:
         if not res.flag & NOFIT:
@@ -240,9 +246,14 @@ def decompose_file(path: Path, config: Config, failures: _common.FailureLog,
             mrows = np.asarray(meta["ROW"])[sel]
             velocity = (np.asarray(meta["HELIO_RV"], dtype=float)[sel]
                         if "HELIO_RV" in meta.colnames else None)
+            # the means' noise correlation between neighbouring pixels (mean outputs of
+            # algorithm 4 on; older ones: independent pixels)
+            corr = (np.asarray(hdul[f"{cam.upper()}_CORR"].data, dtype=float)[mrows]
+                    if f"{cam.upper()}_CORR" in hdul else None)
             results = decompose_block(
                 loglam, flux[mrows], ivar[mrows], cam[0], config, named, velocity,
-                curves=width_curves(loglam, None if disp is None else disp[mrows], config))
+                curves=width_curves(loglam, None if disp is None else disp[mrows], config),
+                noise_corr=corr)
             images[cam] = {k: np.array([getattr(r, k) for r in results])
                            for k in ("CONT", "LINES", "CONT_SMOOTH")}
             for r, res in zip(sel, results, strict=True):
@@ -409,7 +420,8 @@ def decompose_fibres_file(path: Path, config: Config, mean_path: Path | None = N
             loglam = grids.setdefault(cam[0], arm_grid(cam[0], config))
             sel = np.flatnonzero(cams == cam)
             erows = np.asarray(meta["ROW"])[sel]
-            f, iv = resample_flux(wave[erows], flux[erows], ivar[erows], loglam_edges(loglam))
+            f, iv, corr = resample_flux(wave[erows], flux[erows], ivar[erows],
+                                        loglam_edges(loglam), correlation=True)
             velocity = (np.asarray(meta["HELIO_RV"], dtype=float)[sel]
                         if "HELIO_RV" in meta.colnames else None)
             # each fibre's own DISP on the grid, when the profile was fitted with the mean's
@@ -426,7 +438,8 @@ def decompose_fibres_file(path: Path, config: Config, mean_path: Path | None = N
                                       curves=curves, lsf_curve=lsf_curve,
                                       native_waves=natives,
                                       seeds=_seed_pixels(seeds, cam, np.asarray(meta["IMG"])[sel],
-                                                         loglam))
+                                                         loglam),
+                                      noise_corr=corr)
             image = {k: np.zeros((wave.shape[0], loglam.size), np.float32)
                      for k in ("CONT", "LINES")}
             for r, er, res in zip(sel, erows, results, strict=True):

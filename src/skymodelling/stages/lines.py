@@ -48,9 +48,11 @@ column_units = products.line_units
 
 
 def measure_block(wave, flux, ivar, arm: str, features: Table, *, area_arcsec2: float,
-                  min_coverage: float) -> dict[str, np.ndarray]:
-    """All measurements of the spectra of one camera (pure: arrays in, columns out)."""
-    cols = measure_features(wave, flux, ivar, features, arm)
+                  min_coverage: float, corr=None) -> dict[str, np.ndarray]:
+    """All measurements of the spectra of one camera (pure: arrays in, columns out);
+    ``corr``: the pixels' noise correlation of resampled spectra (the mean's), which the
+    errors of the line fluxes and band means include."""
+    cols = measure_features(wave, flux, ivar, features, arm, corr=corr)
     cols.update(sky_magnitudes(wave, flux, ivar, area_arcsec2=area_arcsec2,
                                min_coverage=min_coverage))
     return cols

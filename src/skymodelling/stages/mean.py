@@ -39,7 +39,7 @@ FEWFIBERS = 2    # MASK bit 1: fewer than min_fibers fibres contribute
 MAD_TO_SIGMA = 1.4826
 KEY_COLUMNS = products.MEAN.keys
 #: Images per camera (``<CAM>_<name>`` HDUs).
-ARRAYS = ("FLUX", "IVAR", "NUSED", "MASK", "DISP")
+ARRAYS = ("FLUX", "IVAR", "NUSED", "MASK", "DISP", "CORR")
 #: Extract META columns that differ between the fibres of an exposure (not copied).
 FIBER_COLUMNS = ("FIB", "ROW", "XFOCAL", "YFOCAL", "FIBER_RA", "FIBER_DEC", "OBJTYPE")
 
@@ -79,6 +79,7 @@ class MeanResult:
     used: np.ndarray    # (nfib, npix) pixels that entered the mean
     weights: np.ndarray  # (nfib, npix) their weights (0 elsewhere)
     fiber_ok: np.ndarray  # (nfib,) fibres with good pixels not rejected as a whole
+    CORR: np.ndarray | None = None  # (2, npix) noise correlation of pixel j with j+1, j+2
 
     @property
     def n_fibers(self) -> int:
@@ -187,10 +188,40 @@ def clipped_mean(flux, ivar, *, config: MeanConfig | None = None) -> MeanResult:
 def mean_spectrum(wave, flux, ivar, loglam, *, config: MeanConfig | None = None) -> MeanResult:
     """Resample the fibres of one exposure and camera onto ``loglam`` and average them.
 
-    ``wave, flux, ivar`` are (nfib, npix) on the native pixels (extract output).
+    ``wave, flux, ivar`` are (nfib, npix) on the native pixels (extract output). The
+    result's ``CORR`` is the correlation of the mean's noise between neighbouring pixels
+    (:func:`mean_correlation`), which share native pixels of every fibre.
     """
-    f, iv = resample_flux(wave, flux, ivar, loglam_edges(loglam))
-    return clipped_mean(f, iv, config=config)
+    f, iv, corr = resample_flux(wave, flux, ivar, loglam_edges(loglam), correlation=True)
+    res = clipped_mean(f, iv, config=config)
+    res.CORR = mean_correlation(res.weights, iv, corr, res.IVAR)
+    return res
+
+
+def mean_correlation(weights, ivar, corr, mean_ivar) -> np.ndarray:
+    """(2, npix) noise correlation of a weighted mean's pixels j and j + L (L = 1, 2).
+
+    ``weights`` (nfib, npix): the mean's weights (0 where a fibre is not used); ``ivar``,
+    ``corr``: the fibres' resampled inverse variance and their correlations
+    (``resample_flux(..., correlation=True)``); ``mean_ivar``: the mean's inverse
+    variance. The covariance of the mean is sum_f w_fj w_f(j+L) cov_f / (W_j W_(j+L)).
+    """
+    weights = np.asarray(weights, dtype=float)
+    ivar = np.asarray(ivar, dtype=float)
+    wsum = weights.sum(axis=0)
+    out = np.zeros((2, weights.shape[1]))
+    for lag in (1, 2):
+        if weights.shape[1] <= lag:
+            continue
+        prod = ivar[:, :-lag] * ivar[:, lag:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cov_f = np.where(prod > 0, corr[:, lag - 1, :-lag] / np.sqrt(prod), 0.0)
+            cov = (weights[:, :-lag] * weights[:, lag:] * cov_f).sum(axis=0)
+            norm = wsum[:-lag] * wsum[lag:]
+            c = np.where(norm > 0, cov / norm, 0.0) * np.sqrt(mean_ivar[:-lag]
+                                                             * mean_ivar[lag:])
+        out[lag - 1, :-lag] = np.nan_to_num(c)
+    return out
 
 
 def mean_dispersion(wave, disp, loglam, fibers=None) -> np.ndarray:
@@ -301,7 +332,7 @@ def mean_file(path: Path, config: Config, failures: _common.FailureLog, out: Pat
                 row["NFIBERS"] = res.n_fibers
                 for name, (value, _dtype) in _conditions_of(cond, sel[res.fiber_ok]).items():
                     row[name] = value
-                for name in ("FLUX", "IVAR", "NUSED", "MASK"):
+                for name in ("FLUX", "IVAR", "NUSED", "MASK", "CORR"):
                     block[name].append(getattr(res, name))
                 block["DISP"].append(
                     mean_dispersion(wave[rows], disp[rows], loglam, res.fiber_ok)
@@ -323,7 +354,8 @@ def mean_file(path: Path, config: Config, failures: _common.FailureLog, out: Pat
             wave2d = np.broadcast_to(10.0 ** grids[cam[0]], block["FLUX"][rows].shape)
             got = measure_block(wave2d, block["FLUX"][rows], block["IVAR"][rows], cam[0],
                                 features, area_arcsec2=config.lines.fiber_area_arcsec2,
-                                min_coverage=config.lines.min_coverage)
+                                min_coverage=config.lines.min_coverage,
+                                corr=block["CORR"][rows])
             for name, values in got.items():
                 cols.setdefault(name, np.zeros(len(table), dtype=values.dtype))[sel] = values
         for name, values in cols.items():
@@ -369,9 +401,9 @@ def _hdus(table, arrays, grids, features, primary) -> list:
         hdu.header["COEFF1"] = (COADD_DLOGLAM, "log10 A step")
         hdus.append(hdu)
     units = {"FLUX": FLUX_UNIT, "IVAR": IVAR_UNIT, "NUSED": None, "MASK": None,
-             "DISP": "Angstrom"}
+             "DISP": "Angstrom", "CORR": None}
     dtypes = {"FLUX": np.float32, "IVAR": np.float32, "NUSED": np.int16, "MASK": np.int16,
-              "DISP": np.float32}
+              "DISP": np.float32, "CORR": np.float32}
     for cam in sorted(arrays):
         for name, values in arrays[cam].items():
             hdu = fits.ImageHDU(values.astype(dtypes[name]), name=f"{cam.upper()}_{name}")

@@ -107,7 +107,9 @@ def exposure_on_grid(exposure: SpecExposure, loglam, *, bad_bits: int = 0) -> di
         where masked), ``MASK`` (int32: OR of the SPPIXMASK bits of the native pixels a grid
         pixel overlaps, BADCALIB where ``calib`` is not positive, OUTSIDE beyond the
         exposure's pixels), ``DISP`` (A, float32: the line-spread sigma at the grid centres,
-        nearest value beyond the exposure's pixels).
+        nearest value beyond the exposure's pixels), ``CORR`` (float32 (2, npix): the
+        noise correlation of each grid pixel with the next and the one after, which share
+        native pixels; ``resample_flux(..., correlation=True)``).
 
     Examples
     --------
@@ -123,7 +125,8 @@ def exposure_on_grid(exposure: SpecExposure, loglam, *, bad_bits: int = 0) -> di
     native = exposure_native(exposure, bad_bits=bad_bits)
     wave, mask = native["WAVE"], native["MASK"]
     out_edges = loglam_edges(loglam)
-    flux, ivar_out = resample_flux(wave, native["FLUX"], native["IVAR"], out_edges)
+    flux, ivar_out, corr = resample_flux(wave, native["FLUX"], native["IVAR"], out_edges,
+                                         correlation=True)
     # MASK: OR of the bits of every native pixel a grid bin overlaps
     edges = pixel_edges(wave)
     lo, hi = out_edges[:-1], out_edges[1:]
@@ -138,7 +141,8 @@ def exposure_on_grid(exposure: SpecExposure, loglam, *, bad_bits: int = 0) -> di
     disp = np.interp(10.0 ** loglam, wave, exposure.disp)
     return {"WAVE": 10.0 ** loglam, "FLUX": flux.astype(np.float32),
             "IVAR": np.where(outside, 0.0, ivar_out).astype(np.float32), "MASK": out_mask,
-            "DISP": disp.astype(np.float32)}
+            "DISP": disp.astype(np.float32),
+            "CORR": np.where(outside[None, :], 0.0, corr).astype(np.float32)}
 
 
 def _plug_row(spec: SpecFile) -> Table:
