@@ -200,10 +200,11 @@ def _measure_fibres(raw, out, cfg):
                 sel = np.flatnonzero(cams == cam)
                 rows = np.asarray(meta["ROW"])[sel]
                 loglam = arm_grid(cam[0], cfg)
-                flux, ivar = resample_flux(hdul[f"{cam.upper()}_WAVE"].data[rows].astype(float),
-                                           hdul[f"{cam.upper()}_FLUX"].data[rows].astype(float),
-                                           hdul[f"{cam.upper()}_IVAR"].data[rows].astype(float),
-                                           loglam_edges(loglam))
+                flux, ivar, corr = resample_flux(
+                    hdul[f"{cam.upper()}_WAVE"].data[rows].astype(float),
+                    hdul[f"{cam.upper()}_FLUX"].data[rows].astype(float),
+                    hdul[f"{cam.upper()}_IVAR"].data[rows].astype(float),
+                    loglam_edges(loglam), correlation=True)
                 nsel = named[np.asarray(named["CAMERA"]).astype(str) == cam[0]]
                 # each fibre's own DISP shapes its width, as the stage does
                 lsf, lsf_curve = profiles.get(cam, (None, None))
@@ -229,7 +230,7 @@ def _measure_fibres(raw, out, cfg):
                                            lsf=_rescaled(lsf, curves[j], lsf_curve),
                                            velocity=float(meta["HELIO_RV"][i]),
                                            width_curve=curves[j], native_wave=natives[j],
-                                           seeds=fseeds[j])
+                                           seeds=fseeds[j], noise_corr=corr[j])
                     ms = (time.perf_counter() - t0) * 1e3
                     if d.flag & 1:
                         continue
@@ -275,8 +276,12 @@ def _measure(raw, out, cfg):
         sel = named[np.asarray(named["CAMERA"]).astype(str) == cam[0]]
         # the mean DISP of the spectra (mean output), as the stage uses it
         with fits.open(mean_output(out, plate, mjd)) as hdul:
-            disp = (hdul[f"{cam.upper()}_DISP"].data[[int(meta["ROW"][i]) for i in idx]]
+            mrows = [int(meta["ROW"][i]) for i in idx]
+            disp = (hdul[f"{cam.upper()}_DISP"].data[mrows]
                     .astype(float) if f"{cam.upper()}_DISP" in hdul else None)
+            # the means' noise correlation between neighbouring pixels, as the stage uses it
+            corr = (hdul[f"{cam.upper()}_CORR"].data[mrows].astype(float)
+                    if f"{cam.upper()}_CORR" in hdul else None)
         curves = width_curves(loglam, disp, cfg)
         snr = [np.median((f * np.sqrt(iv))[iv > 0]) for f, iv in zip(flux, ivar, strict=True)]
         best = int(np.argmax(snr))
@@ -287,7 +292,7 @@ def _measure(raw, out, cfg):
         prof_times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         res = decompose_block(loglam, flux, ivar, cam[0], cfg, named, vel, lsf=lsf,
-                              curves=curves, lsf_curve=curve)
+                              curves=curves, lsf_curve=curve, noise_corr=corr)
         dt = (time.perf_counter() - t0) / len(idx)
         for i, d in zip(idx, res, strict=True):
             results[i] = d
