@@ -37,7 +37,7 @@ def to_specutils(spec, **meta):
     Flux in 1e-17 erg/s/cm2/A per fibre, uncertainty the inverse variance
     (``astropy.nddata.InverseVariance``, 1e34 cm4 A2 s2 / erg2), the spectral axis the
     vacuum heliocentric wavelength in Angstrom, and ``mask`` True where the package does not
-    use a pixel (IVAR 0, non-finite flux). The other arrays (MASK bits, DISP, NUSED) are
+    use a pixel (IVAR 0, non-finite flux). The other arrays (MASK bits, DISP, NUSED, CORR) are
     in ``.meta``, with ``meta`` (e.g. the spectrum's keys).
     """
     import astropy.units as u
@@ -48,7 +48,7 @@ def to_specutils(spec, **meta):
     flux = np.asarray(spec.FLUX, dtype=float)
     ivar = np.asarray(spec.IVAR, dtype=float)
     bad = ~((ivar > 0) & np.isfinite(flux) & np.isfinite(ivar))
-    extra = {name: np.asarray(getattr(spec, name)) for name in ("MASK", "DISP", "NUSED")
+    extra = {name: np.asarray(getattr(spec, name)) for name in ("MASK", "DISP", "NUSED", "CORR")
              if getattr(spec, name, None) is not None}
     return cls(flux=np.where(bad, 0.0, flux) * flux_unit,
                spectral_axis=np.asarray(spec.WAVE, dtype=float) * u.AA,
@@ -90,6 +90,7 @@ class MeanSpectrum:
     NUSED: np.ndarray  # fibres used per pixel
     MASK: np.ndarray   # 1: no fibre, 2: fewer than min_fibers
     DISP: np.ndarray | None = None  # mean LSF Gaussian sigma of the fibres used, A
+    CORR: np.ndarray | None = None  # (2, npix) noise correlation of pixel j with j+1, j+2
 
     def __getitem__(self, key):
         return getattr(self, key)
@@ -214,8 +215,8 @@ class MeanSpectra:
         cam = str(row["CAMERA"]).upper()
         with fits.open(self.files[int(row["FILE"])], memmap=True) as hdul:
             arrays = {name: np.array(hdul[f"{cam}_{name}"].section[int(row["ROW"])])
-                      for name in ("FLUX", "IVAR", "NUSED", "MASK", "DISP")
-                      if f"{cam}_{name}" in hdul}   # no DISP in mean files of layout 1
+                      for name in ("FLUX", "IVAR", "NUSED", "MASK", "DISP", "CORR")
+                      if f"{cam}_{name}" in hdul}   # no DISP / CORR in older mean files
             arrays["WAVE"] = np.array(hdul[f"{cam[0]}_WAVE"].data)
         return MeanSpectrum(**arrays)
 
