@@ -295,3 +295,29 @@ def test_fit_on_a_simulated_catalogue(pipeline_out, tmp_path, capsys):
                  "--ra", "200", "--dec", "30", "--spectrum", str(tmp_path / "s.fits")]) == 0
     with fits.open(tmp_path / "s.fits") as hdul:
         assert "SPECTRUM_B" in [h.name for h in hdul]
+
+
+def test_physical_spread_is_fitted_on_out_of_fold_residuals():
+    """With plates given, the physical model's interval comes from residuals of fits that
+    did not see the plate (larger than the in-sample ones); the folds share no plate."""
+    from skymodelling.model.features import conditions_arrays
+    from skymodelling.model.physical import _group_folds, fit_physical, spread
+    from skymodelling.model.synthetic import synthetic_conditions, synthetic_sky
+
+    groups = np.repeat(np.arange(60), 5)
+    folds = _group_folds(groups, 4)
+    test_rows = np.concatenate([te for _, te in folds])
+    assert np.array_equal(np.sort(test_rows), np.arange(groups.size))
+    for train, test in folds:
+        assert not set(groups[train]) & set(groups[test])
+        assert abs(test.size - groups.size / 4) <= 5
+    cond = conditions_arrays(synthetic_conditions(groups.size, seed=5))
+    y = synthetic_sky(cond, seed=6)
+    inside = fit_physical(cond, y)
+    oof = fit_physical(cond, y, groups)
+    assert inside["rms_log_oof"] is None
+    assert oof["rms_log_oof"] > oof["rms_log"]
+    assert oof["params"] == inside["params"]            # the same point model
+    s_in = spread(cond, list(inside["params"].values()), list(inside["spread"].values()))
+    s_oof = spread(cond, list(oof["params"].values()), list(oof["spread"].values()))
+    assert np.median(s_oof) > np.median(s_in)

@@ -307,7 +307,7 @@ def fit_model(table: Table, *, targets=None, kind: str = "both", source=None,
                 log.warning("target %s: %d exposures with a positive value, fewer than the %d "
                             "a %s fit needs; not fitted", target, n_ok, MIN_ROWS[k], k)
         if "physical" in kinds and n_ok >= MIN_ROWS["physical"]:
-            entry["physical"] = fit_physical(cond, y)
+            entry["physical"] = fit_physical(cond, y, groups)
         if "boosted" in kinds and n_ok >= MIN_ROWS["boosted"]:
             fit = fit_boosted(X, y, groups, seed=seed)
             for part in ("point", "spread"):

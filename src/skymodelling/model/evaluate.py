@@ -105,7 +105,7 @@ def _fit_predict(kind: str, cond_tr, y_tr, groups_tr, cond_te, wave, seed):
         pred = const + ks91_flux(cond_te, wave)
         return pred, pred * q16, pred * q84
     if kind == "physical":
-        return predict_physical(fit_physical(cond_tr, y_tr), cond_te)
+        return predict_physical(fit_physical(cond_tr, y_tr, groups_tr), cond_te)
     if kind == "boosted":
         fit = fit_boosted(feature_matrix(cond_tr), y_tr, groups_tr, seed=seed)
         return predict_boosted(fit, feature_matrix(cond_te))

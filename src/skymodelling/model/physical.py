@@ -20,7 +20,9 @@ The parameters minimise a robust (soft-L1, scale 0.05) sum of squared log
 residuals ``ln(pred / obs)``. The uncertainty is a model of the 68th
 percentile of ``|ln(pred / obs)|``: ``s = exp(a0 + a1 f_moon + a2 f_twi + a3 (1 - PHOTO))``
 with ``f_moon``, ``f_twi`` the fractions of the prediction from moonlight and
-twilight, fitted by minimising the pinball loss; the 68 % interval is
+twilight, fitted by minimising the pinball loss on out-of-fold residuals when the
+rows' groups (plates) are given (the residuals new plates have; the in-sample ones are
+smaller), else on the in-sample residuals; the 68 % interval is
 ``pred exp(-s) .. pred exp(+s)``.
 """
 from __future__ import annotations
@@ -42,6 +44,8 @@ SPREAD_PARAMS = ("a0", "a1", "a2", "a3")
 #: Central probability of the prediction interval.
 INTERVAL = 0.68
 ROBUST_SCALE = 0.05
+#: Folds of groups (plates) whose out-of-fold residuals the spread is fitted on.
+INNER_FOLDS = 4
 #: Below ``FULL_FIT_ROWS`` rows only these are fitted (m1 tied to m0, twilight off,
 #: the rest at zero); below ``MIN_ROWS`` nothing is.
 REDUCED = ("c0", "c1", "m0")
@@ -129,7 +133,21 @@ def _pinball(r: np.ndarray, s: np.ndarray, q: float) -> float:
     return float(np.mean(np.maximum(q * d, (q - 1) * d)))
 
 
-def fit_physical(cond: dict, y) -> dict:
+def _group_folds(groups, k: int):
+    """(train, test) index pairs of ``k`` folds whose groups do not overlap (groups
+    sorted and dealt out in turn, largest first, so that the folds are of similar size)."""
+    labels, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    fold_of = np.empty(labels.size, int)
+    size = np.zeros(k)
+    for g in np.argsort(-counts, kind="stable"):
+        f = int(np.argmin(size))
+        fold_of[g] = f
+        size[f] += counts[g]
+    rows = fold_of[inverse]
+    return [(np.flatnonzero(rows != f), np.flatnonzero(rows == f)) for f in range(k)]
+
+
+def fit_physical(cond: dict, y, groups=None) -> dict:
     """Fit the structured model to positive targets ``y``.
 
     Parameters
@@ -139,12 +157,18 @@ def fit_physical(cond: dict, y) -> dict:
     y : array_like
         Targets; rows that are not finite and positive, or whose conditions
         are not finite, are ignored.
+    groups : array_like, optional
+        Group labels (plates). With at least :data:`INNER_FOLDS` groups, the spread is
+        fitted on out-of-fold residuals (the model refitted without each of
+        :data:`INNER_FOLDS` folds of groups, predicting the fold), as the residuals
+        of new plates are; without, on the in-sample residuals, which are smaller.
 
     Returns
     -------
     dict
         ``params`` (name -> value), ``spread`` (name -> value), ``n_fit``,
-        ``rms_log`` (in-sample rms of ln residuals), ``fitted`` (the names of
+        ``rms_log`` (in-sample rms of ln residuals), ``rms_log_oof`` (out-of-fold, with
+        ``groups``; else None), ``fitted`` (the names of
         the free parameters: all, or :data:`REDUCED` below ``FULL_FIT_ROWS`` rows).
 
     Raises
@@ -195,6 +219,24 @@ def fit_physical(cond: dict, y) -> dict:
                         max_nfev=2000)
     p = expand(res.x)
     r = np.abs(resid(res.x))
+    oof = False
+    if groups is not None and full:
+        g = np.asarray(groups)[ok]
+        if np.unique(g).size >= INNER_FOLDS:
+            # out-of-fold residuals: each fold predicted by a fit without it (started
+            # from the full fit's parameters)
+            for train, test in _group_folds(g, INNER_FOLDS):
+                sub = {k: v[train] for k, v in c.items()}
+
+                def resid_sub(q, sub=sub, train=train):
+                    return np.log(np.maximum(predict_mean(sub, expand(q)), 1e-30)) - logy[train]
+
+                fit_k = least_squares(resid_sub, res.x, loss="soft_l1", f_scale=ROBUST_SCALE,
+                                      x_scale="jac", max_nfev=2000)
+                held = {k: v[test] for k, v in c.items()}
+                r[test] = np.abs(np.log(np.maximum(predict_mean(held, expand(fit_k.x)),
+                                                   1e-30)) - logy[test])
+            oof = True
     d, m, t = components(c, p)
     total = d + m + t
     cloud = 1.0 - c["PHOTO"]
@@ -211,9 +253,11 @@ def fit_physical(cond: dict, y) -> dict:
         a = a0
     log.debug("physical fit: %d rows, %d evaluations, rms %.4f", ok.sum(), res.nfev,
               np.sqrt(np.mean(r**2)))
+    rms_in = float(np.sqrt(np.mean(resid(res.x) ** 2)))
     return {"params": dict(zip(PARAMS, map(float, p), strict=True)),
             "spread": dict(zip(SPREAD_PARAMS, map(float, a), strict=True)),
-            "n_fit": int(ok.sum()), "rms_log": float(np.sqrt(np.mean(r**2))),
+            "n_fit": int(ok.sum()), "rms_log": rms_in,
+            "rms_log_oof": float(np.sqrt(np.mean(r**2))) if oof else None,
             "fitted": [PARAMS[i] for i in free]}
 
 
