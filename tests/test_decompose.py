@@ -1054,3 +1054,53 @@ def test_errors_of_a_resampled_spectrum_follow_its_pixels_noise_correlation():
         pulls0.append((d.flux[at] - 400.0) / d0.flux_err[at])
     assert np.std(pulls) == pytest.approx(1.0, abs=0.1)
     assert np.std(pulls0) > 1.06
+
+
+def test_errors_of_noisy_real_sky_fibres_match_their_scatter(realsky_dir):
+    """Real BOSS sky plus the noise of its IVAR on the native pixels, resampled and
+    decomposed as the stage does a sky fibre (the noise-free sky's profile and lines as
+    seeds): the named lines' pulls against the noise-free decomposition have unit scatter
+    with the resampling's pixel correlation, a larger one without it."""
+    from skymodelling.io.specfile import SpecExposure, find_specfiles, read_specfile
+    from skymodelling.stages.decompose import decompose_block, named_lines, width_curves
+    from skymodelling.stages.mean import arm_grid
+    from skymodelling.stages.specfiles import exposure_on_grid
+
+    config = Config()
+    named = named_lines(config.lines.line_list)
+    rng = np.random.default_rng(12)
+    pulls, pulls0 = [], []
+    for path in find_specfiles(realsky_dir)[:3]:
+        spec = read_specfile(path)
+        for cam in spec.cameras():
+            arm = cam[0]
+            loglam = arm_grid(arm, config)
+            exps = [e for e in spec.exposures if e.camera == cam]
+            grid = [exposure_on_grid(e, loglam) for e in exps]
+            results = decompose_block(
+                loglam, np.array([g["FLUX"] for g in grid], dtype=float),
+                np.array([g["IVAR"] for g in grid], dtype=float), arm, config, named, None,
+                curves=width_curves(loglam, np.array([g["DISP"] for g in grid]), config),
+                native_waves=[e.wave for e in exps])
+            sel = named[np.asarray(named["CAMERA"]).astype(str) == arm]
+            for e, res, g0 in zip(exps, results, grid, strict=True):
+                ref = {n: f for n, f, fe in zip(res.name, res.flux, res.flux_err, strict=True)
+                       if n and fe > 0 and f > 5 * fe}
+                sigma = np.where(e.ivar > 0, 1.0 / np.sqrt(np.where(e.ivar > 0, e.ivar, 1.0)),
+                                 0.0)
+                noisy = SpecExposure(e.extname, e.camera, e.expid, e.header, e.loglam,
+                                     e.sky + sigma * rng.standard_normal(e.sky.size), e.ivar,
+                                     e.mask, e.wdisp, e.calib)
+                g = exposure_on_grid(noisy, loglam)
+                kw = dict(arm=arm, named=sel, lsf=res.lsf, native_wave=e.wave,
+                          seeds=res.centre,
+                          width_curve=width_curves(loglam, g0["DISP"][None], config)[0])
+                d = decompose_spectrum(loglam, g["FLUX"], g["IVAR"], noise_corr=g["CORR"], **kw)
+                d0 = decompose_spectrum(loglam, g["FLUX"], g["IVAR"], **kw)
+                for n, f, fe, fe0 in zip(d.name, d.flux, d.flux_err, d0.flux_err, strict=True):
+                    if n in ref and fe > 0:
+                        pulls.append((f - ref[n]) / fe)
+                        pulls0.append((f - ref[n]) / fe0)
+    assert len(pulls) > 150
+    assert np.std(pulls) == pytest.approx(1.0, abs=0.15)
+    assert np.std(pulls0) > 1.05 * np.std(pulls)
