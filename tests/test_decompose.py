@@ -357,6 +357,23 @@ def _late_blend(rng):
     return d, f / 600.0 - 1, e / 600.0
 
 
+def test_a_named_line_beside_a_masked_one_is_not_fitted():
+    """When a named line's core is masked, a named line blended with it (within
+    blend_pixels, like OH6298 beside [OI] 6300) is not fitted either: it would take the
+    masked line's flux from its wings. Both are fitted when nothing is masked."""
+    named = Table({"NAME": ["OI", "OH", "FAR"],
+                   "WAVE": [10 ** (LOGLAM[0] + 1e-4 * u) for u in (1000.0, 998.4, 1400.0)]})
+    red = (0.82, 0.05, 3.2)
+    truth = _continuum() + _lines([998.4, 1000.0, 1400.0], [30.0, 600.0, 300.0], red)
+    flux, ivar = _noisy(truth, np.random.default_rng(31))
+    d = decompose_spectrum(LOGLAM, flux, ivar, arm="r", lsf=red, named=named)
+    assert all(np.isfinite(d.named_flux([n])[0]) for n in ("OI", "OH", "FAR"))
+    ivar[1000] = 0.0                                   # the [OI] core masked
+    d = decompose_spectrum(LOGLAM, flux, ivar, arm="r", lsf=red, named=named)
+    assert np.isnan(d.named_flux(["OI"])[0]) and np.isnan(d.named_flux(["OH"])[0])
+    assert d.named_flux(["FAR"])[0] == pytest.approx(300.0, rel=0.05)
+
+
 def test_a_named_line_found_blended_later_goes_back_to_its_catalogue_position():
     # the neighbour is found in the residual of the first fit, after the named line's
     # centre was refined towards it: in the blend the named line is at its catalogue

@@ -21,6 +21,7 @@ from skymodelling.config import Config
 from skymodelling.errors import BossFileError
 from skymodelling.io import sppixmask
 from skymodelling.io.specfile import (
+    SpecExposure,
     parse_extname,
     parse_specfile_name,
     read_specfile,
@@ -340,3 +341,36 @@ def test_real_files_through_lines_mean_decompose(realsky_dir, tmp_path):
     assert np.all(np.asarray(dec["NFOUND"]) > 0) and np.all(np.isfinite(dec["RCHI2"]))
     red = np.char.startswith(np.asarray(dec["CAMERA"]).astype(str), "r")
     assert red.any() and np.all(np.asarray(dec["NFOUND"])[red] > 50)   # the OH forest
+
+
+def test_the_objects_combine_rejections_do_not_mask_the_sky():
+    """COMBINEREJ (the object's coadd rejected the pixel) leaves a spec file's sky usable;
+    FULLREJECT and ivar 0 mask it."""
+    from skymodelling.stages.specfiles import SPEC_IGNORED_BITS, exposure_native
+
+    assert "COMBINEREJ" in Config().extract.mask_bits and SPEC_IGNORED_BITS == ("COMBINEREJ",)
+    n = 50
+    mask = np.zeros(n, np.int32)
+    mask[10] = sppixmask.bitmask(["COMBINEREJ", "BRIGHTSKY"])
+    mask[20] = sppixmask.bitmask(["FULLREJECT"])
+    ivar = np.ones(n)
+    ivar[30] = 0.0
+    e = SpecExposure("R2-1", "r2", 1, fits.Header(), 3.8 + 1e-4 * np.arange(n),
+                     np.full(n, 2.0), ivar, mask, np.ones(n), np.ones(n))
+    got = exposure_native(e, bad_bits=BAD)             # every bit it is given masks
+    assert got["IVAR"][10] == 0 and got["IVAR"][20] == 0 and got["IVAR"][30] == 0
+    row = specfile_rows_of(e)                          # extract-spec: not COMBINEREJ
+    assert row["IVAR"][10] > 0 and row["IVAR"][20] == 0 and row["IVAR"][30] == 0
+
+
+def specfile_rows_of(e):
+    """The native row that extract-spec writes for one exposure (its default settings)."""
+    from skymodelling.stages.specfiles import specfile_rows
+
+    class _Spec:
+        header = fits.Header()
+        exposures = [e]
+        spall = {}
+        fiberid = 733
+        plate, mjd = 4000, 56000
+    return specfile_rows(_Spec(), Config())["r2"][1][0]

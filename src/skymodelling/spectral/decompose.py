@@ -733,8 +733,17 @@ def _decompose(loglam, flux, ivar, *, arm, config=None, named=None, lsf=None, ve
         # catalogue (topocentric) wavelengths in the grid's heliocentric frame
         u_named = (np.log10(np.asarray(named["WAVE"], float) / (1.0 + velocity / C_KMS))
                    - loglam[0]) / step
-        for nm, un in zip(np.asarray(named["NAME"]).astype(str), u_named, strict=True):
-            if not (gidx[0] + 2 <= un <= gidx[-1] - 2) or not good[int(round(un))]:
+        inside = (u_named >= gidx[0] + 2) & (u_named <= gidx[-1] - 2)
+        masked = np.array([not (ok and good[int(round(un))])
+                           for ok, un in zip(inside, u_named, strict=True)], dtype=bool)
+        # a named line blended with a masked one (within blend_pixels) is not fitted either:
+        # it would take the masked line's flux from the pixels beside its core
+        lost = masked & inside
+        near_lost = (np.abs(u_named[:, None] - u_named[lost][None, :])
+                     <= cfg.blend_pixels).any(axis=1) if lost.any() else np.zeros_like(masked)
+        for nm, un, skip in zip(np.asarray(named["NAME"]).astype(str), u_named,
+                                masked | near_lost, strict=True):
+            if skip:
                 continue
             d = np.abs(centres - un) if centres.size else np.zeros(0)
             free = d.size and np.any((d <= cfg.match_pixels) & (names == ""))
