@@ -39,6 +39,7 @@ from .banded import Reweighted, WeightedBlock
 from .banded import border_mask as _border
 from .lsf import line_columns, native_sampling, pixel_profile, wing_matrix
 from .profile import DEFAULT_LSF, disp_width, fit_lsf, line_sigma
+from .resample import correlated_sum
 
 log = logging.getLogger(__name__)
 
@@ -666,13 +667,9 @@ def correlated_noise_factor(columns, ivar, corr) -> np.ndarray:
                                          (d[:-o] * d[o:] * corr[lag - 1, r[:-o]])[m],
                                          minlength=ncol)
     else:
-        xs = np.asarray(columns, dtype=float) * sw[:, None]
-        den = np.sum(xs * xs, axis=0)
-        num = den.copy()
-        for lag in range(1, corr.shape[0] + 1):
-            if xs.shape[0] > lag:
-                num += 2.0 * np.sum(xs[:-lag] * xs[lag:] * corr[lag - 1, :-lag, None],
-                                    axis=0)
+        xs = np.asarray(columns, dtype=float).T * sw       # (ncol, npix)
+        den = np.sum(xs * xs, axis=1)
+        num = den + 2.0 * correlated_sum(xs, corr)
     ratio = np.ones_like(den)
     np.divide(num, den, out=ratio, where=den > 0)
     return np.sqrt(np.clip(ratio, 1e-12, None))

@@ -25,6 +25,7 @@ import numpy as np
 from astropy.table import Table
 
 from ..errors import SkyModellingError
+from .resample import correlated_sum
 
 #: Flag bits of a feature measurement.
 NOT_COVERED = 1      # the window or a sideband falls outside the spectrum
@@ -172,19 +173,12 @@ def raw_window(wave, flux, w0: float, half: int, reduce: str = "sum",
     return np.where(covered, out, np.nan)
 
 
-def _correlated_variance(coef, var, corr) -> np.ndarray:
-    """The covariance terms of the variance of sum_j coef_j f_j (rows: spectra) when the
-    noise of pixels j and j + L correlates by ``corr[:, L - 1, j]``: 2 sum_L sum_j coef_j
-    coef_(j+L) corr sqrt(var_j var_(j+L)); 0 without ``corr``."""
-    extra = np.zeros(coef.shape[0])
+def _covariances(coef, var, corr) -> np.ndarray:
+    """The covariance terms of the variance of sum_j coef_j f_j (rows: spectra), pixels j
+    and j + L correlated by ``corr[:, L - 1, j]``; 0 without ``corr``."""
     if corr is None:
-        return extra
-    for lag in range(1, corr.shape[1] + 1):
-        if coef.shape[1] <= lag:
-            break
-        cov = corr[:, lag - 1, :-lag] * np.sqrt(var[:, :-lag] * var[:, lag:])
-        extra += 2.0 * np.sum(coef[:, :-lag] * coef[:, lag:] * cov, axis=1)
-    return extra
+        return np.zeros(coef.shape[0])
+    return 2.0 * correlated_sum(coef * np.sqrt(var), corr)
 
 
 def line_flux(wave, flux, ivar, w0: float, half_width: float, side_inner: float,
@@ -239,7 +233,7 @@ def line_flux(wave, flux, ivar, w0: float, half_width: float, side_inner: float,
                                           + np.where(right, 1.0, 0.0) / n_r[:, None]))
     coef = np.where(good, np.nan_to_num(coef), 0.0)
     error = np.sqrt(np.where(core, var * dw**2, 0.0).sum(axis=1) + width**2 * var_c
-                    + _correlated_variance(coef, var, corr))
+                    + _covariances(coef, var, corr))
     flag = np.where(covered & (n_l > 0) & (n_r > 0), 0, NOT_COVERED) | np.where(masked, MASKED, 0)
     bad = flag != 0
     return (np.where(bad, np.nan, value), np.where(bad, np.nan, error),
@@ -270,7 +264,7 @@ def band_mean(wave, flux, ivar, w0: float, half_width: float, corr=None):
         mean = np.where(good, f, 0.0).sum(axis=1) / n_good
         coef = np.where(good, 1.0, 0.0) / n_good[:, None]
         error = np.sqrt(var.sum(axis=1) / n_good**2
-                        + _correlated_variance(np.nan_to_num(coef), var, corr))
+                        + _covariances(np.nan_to_num(coef), var, corr))
     covered = (wave[:, 0] <= w0 - half_width) & (wave[:, -1] >= w0 + half_width)
     flag = (np.where(covered, 0, NOT_COVERED) | np.where(n_good < n_band, MASKED, 0))
     bad = ~covered | (n_good < 0.5 * n_band) | (n_good == 0)

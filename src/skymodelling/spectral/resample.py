@@ -186,4 +186,28 @@ def _lag_correlation(terms, var, ok, ivar_out, rows) -> np.ndarray:
     return corr
 
 
-__all__ = ["COADD_DLOGLAM", "pixel_edges", "loglam_grid", "loglam_edges", "resample_flux"]
+def correlated_sum(a, corr) -> np.ndarray:
+    """``sum_L sum_j a_j a_(j+L) corr[L - 1, j]`` along the last axis (pixels) of ``a``.
+
+    With ``a_j = c_j sigma_j`` it is half the covariance part of the variance of
+    ``sum_j c_j f_j`` when the noise of pixels j and j + L correlates by ``corr`` (the
+    ``corr`` of :func:`resample_flux`; its leading axes broadcast against ``a``'s).
+
+    Examples
+    --------
+    >>> corr = np.zeros((2, 4)); corr[0, :3] = 0.5
+    >>> float(correlated_sum(np.ones(4), corr))          # three neighbour pairs x 0.5
+    1.5
+    """
+    a = np.asarray(a, dtype=float)
+    corr = np.asarray(corr, dtype=float)
+    out = np.zeros(a.shape[:-1])
+    for lag in range(1, corr.shape[-2] + 1):
+        if a.shape[-1] <= lag:
+            break
+        out = out + np.sum(a[..., :-lag] * a[..., lag:] * corr[..., lag - 1, :-lag], axis=-1)
+    return out
+
+
+__all__ = ["COADD_DLOGLAM", "pixel_edges", "loglam_grid", "loglam_edges", "resample_flux",
+           "correlated_sum"]

@@ -50,6 +50,7 @@ CALIB = "specfile"
 #: exposure; until extract algorithm 5 it masked them).
 SPEC_IGNORED_BITS = ("COMBINEREJ",)
 
+
 def exposure_native(exposure: SpecExposure, *, bad_bits: int = 0) -> dict:
     """One exposure's sky on its native pixels, as an extract row (pure).
 
