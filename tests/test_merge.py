@@ -103,7 +103,7 @@ def test_rerun_is_skipped_and_new_settings_redo(staged, capsys):
     assert (staged / "merge" / "all.fits").stat().st_mtime_ns == before
     assert main(["merge", str(staged), "--exclude-plates", "3985"]) == 0
     out = capsys.readouterr().out
-    assert "plates" in out and "spectra" in out and "removed" in out
+    assert "plate-MJDs" in out and "spectra" in out and "removed" in out
     assert (staged / "merge" / "all.fits").stat().st_mtime_ns != before
     removed = _read(staged, "removed")
     assert np.all(removed["REASON"][(removed["PLATE"] == 3985)

@@ -248,6 +248,11 @@ def test_stage_writes_extract_format_that_later_stages_accept(specdir, tmp_path)
     assert (again.n_skipped, again.n_done) == (1, 0)
     # lines, mean (one or two "fibres" per exposure) and decompose accept it
     assert main(["lines", str(out)]) == 0
+    # with the default min_fibers (for plates' sky fibres) every exposure is a problem,
+    # and the record says what to do
+    assert main(["mean", str(out)]) == 1
+    record = "".join(p.read_text() for p in (out / "failures").glob("mean-*.csv"))
+    assert "fewer than min_fibers = 10" in record and "made from spec files" in record
     assert main(["mean", str(out), "--min-fibers", "2"]) == 0
     means = open_dataset(out).means.meta
     assert len(means) == 4 and np.all(np.asarray(means["NFIBERS"]) == 2)

@@ -307,6 +307,10 @@ def mean_file(path: Path, config: Config, failures: _common.FailureLog, out: Pat
         meta = products.read_table(hdul["META"], "META")
         meta.convert_bytestring_to_unicode()
         cond, enrich_sig = _enrich_conditions(path, meta, hdul, out)
+        # spec files hold one fibre each: the default min_fibers is for plates' sky fibres
+        hint = ("; this output was made from spec files (one fibre each): set --min-fibers "
+                "to at most their number (docs/specfile.md)"
+                if hdul[0].header.get("SOURCE") == "specfiles" else "")
         cameras = np.asarray(meta["CAMERA"]).astype(str)
         imgs = np.asarray(meta["IMG"])
         for cam in sorted(set(cameras)):
@@ -320,7 +324,7 @@ def mean_file(path: Path, config: Config, failures: _common.FailureLog, out: Pat
                 res = mean_spectrum(wave[rows], flux[rows], ivar[rows], loglam, config=cfg)
                 if res.n_fibers < cfg.min_fibers:
                     reason = (f"{res.n_fibers} good sky fibres of {sel.size}, fewer than "
-                              f"min_fibers = {cfg.min_fibers}: no mean")
+                              f"min_fibers = {cfg.min_fibers}: no mean{hint}")
                     if strict:
                         raise SkyModellingError(f"{path}: exposure {img} {cam}: {reason}")
                     failures.add(reason, expid=int(img), camera=cam, file=path)

@@ -337,10 +337,10 @@ def run_merge(out, config: Config | None = None, *, platelist=None,
 
 
 def describe_counts(stats: dict) -> str:
-    """A small table of plates, exposures, nights and spectra per product."""
-    lines = [f"{'':10s} {'plates':>8s} {'exposures':>10s} {'nights':>8s} {'spectra':>10s}"]
+    """A small table of plate-MJDs, exposures, nights and spectra per product."""
+    lines = [f"{'':10s} {'plate-MJDs':>10s} {'exposures':>10s} {'nights':>8s} {'spectra':>10s}"]
     for name in PRODUCTS:
         c = stats[name]
-        lines.append(f"{name:10s} {c['plates']:8d} {c['exposures']:10d} {c['nights']:8d} "
+        lines.append(f"{name:10s} {c['plates']:10d} {c['exposures']:10d} {c['nights']:8d} "
                      f"{c['spectra']:10d}")
     return "\n".join(lines)
