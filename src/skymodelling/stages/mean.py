@@ -29,6 +29,7 @@ from ..io.products import FLUX_UNIT, IVAR_UNIT, META_UNITS, table_hdu
 from ..spectral.features import load_features
 from ..spectral.resample import COADD_DLOGLAM, loglam_edges, loglam_grid, resample_flux
 from . import _common
+from .specfiles import SOURCE as SPECFILES_SOURCE
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +311,7 @@ def mean_file(path: Path, config: Config, failures: _common.FailureLog, out: Pat
         # spec files hold one fibre each: the default min_fibers is for plates' sky fibres
         hint = ("; this output was made from spec files (one fibre each): set --min-fibers "
                 "to at most their number (docs/specfile.md)"
-                if hdul[0].header.get("SOURCE") == "specfiles" else "")
+                if hdul[0].header.get("SOURCE") == SPECFILES_SOURCE else "")
         cameras = np.asarray(meta["CAMERA"]).astype(str)
         imgs = np.asarray(meta["IMG"])
         for cam in sorted(set(cameras)):

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 #: CALIB card of the outputs: the spec files' own (per-exposure) flux calibration.
 CALIB = "specfile"
 
+#: SOURCE card of the outputs (the mean stage reads it to explain ``min_fibers``).
+SOURCE = "specfiles"
+
 #: SPPIXMASK bits of extract's ``mask_bits`` that do not mask a spec file's sky: COMBINEREJ
 #: marks the pixels of an exposure that the coadd of the *object* rejected, which at bright
 #: sky lines is most of their cores (the object's sky-subtraction residuals make them
@@ -219,7 +222,7 @@ def _hdus(blocks: dict, config: Config, plate: int, mjd: int, run2d: str, nfiles
     primary = _common.primary_hdu(
         STAGE, config, PLATE=plate, MJD=mjd, RUN2D=run2d, NSPEC=len(meta),
         CALIB=(CALIB, "spec files' per-exposure calibration"), REFEXPID=-1,
-        SOURCE=("specfiles", "made from spec-PLATE-MJD-FIBER files"),
+        SOURCE=(SOURCE, "made from spec-PLATE-MJD-FIBER files"),
         NSPECFIL=(nfiles, "spec files read"))
     return [primary, table_hdu(meta, "META", META_UNITS), *images], len(meta)
 
